@@ -1,0 +1,31 @@
+# posenc: `make demo` and `make test` work on a fresh machine (they create .venv and install what they need).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test install clean bench-perf
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# the CPU wheel of torch 2.13.0 that lies on disk; never an unpinned torch (that pulls CUDA)
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/posenc fit image --protocol gen25 --res 256 --iters 1000 --threads 2 --out demo
+	@echo "demo: see demo/comparison.png (target | reconstruction | error) and demo/metrics.json"
+
+test: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q
+
+bench-perf: $(STAMP)
+	$(VENV)/bin/posenc bench perf --threads 2 --out benchmarks/results/perf
+
+clean:
+	rm -rf $(VENV) demo runs

@@ -1,0 +1,274 @@
+"""The ``posenc`` command. Its fit flags are generated from the same dataclasses the API uses.
+
+Errors in the user's input print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .config import FitConfig, ImageConfig, NetworkConfig, TrainConfig, load_config
+from .encodings import encoding_names, encoding_parameters
+from .errors import PosencError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+# dataclass field -> CLI flag (only where the flag is not just the field name)
+_RENAMES = {("network", "type"): "network"}
+_SECTIONS = {"network": NetworkConfig, "train": TrainConfig}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_dataclass_flags(parser: argparse.ArgumentParser, section: str, cls: type, skip: Sequence[str] = ()) -> list[str]:
+    group = parser.add_argument_group(f"{section} settings ({cls.__name__})")
+    used = []
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = _RENAMES.get((section, f.name), f.name)
+        default = f.default
+        group.add_argument(_flag(flag), dest=f"{section}.{f.name}", type=type(default), default=None,
+                           help=f"(default {default})")
+        used.append(flag)
+    return used
+
+
+def _encoding_flag_table(taken: set[str]) -> dict[str, str]:
+    """Every encoding parameter -> its flag name (prefixed ``encoding-`` where a name is taken)."""
+    table: dict[str, str] = {}
+    for name in encoding_names():
+        for param in encoding_parameters(name):
+            table[param] = f"encoding_{param}" if param in taken else param
+    return table
+
+
+def _add_encoding_flags(parser: argparse.ArgumentParser, taken: set[str]) -> None:
+    group = parser.add_argument_group("encoding settings (see `posenc encodings`)")
+    group.add_argument("--encoding", default=None, help=f"one of: {', '.join(encoding_names())}")
+    defaults: dict[str, Any] = {}
+    for name in encoding_names():
+        for k, v in encoding_parameters(name).items():
+            defaults.setdefault(k, v)
+    for param, flag in _encoding_flag_table(taken).items():
+        default = defaults[param]
+        if isinstance(default, bool):
+            group.add_argument(_flag(flag), dest=f"encoding.{param}", action=argparse.BooleanOptionalAction, default=None)
+        else:
+            group.add_argument(_flag(flag), dest=f"encoding.{param}", type=type(default) if default is not None else float, default=None)
+
+
+def _fit_config_from_args(args: argparse.Namespace) -> FitConfig:
+    from .methods import apply_method
+
+    cfg = load_config(args.config) if args.config else FitConfig()
+    if args.method:
+        cfg = apply_method(cfg, args.method)
+    if args.encoding:
+        cfg.encoding = {"type": args.encoding}
+        if not args.method:
+            cfg.method = args.encoding
+    values = vars(args)
+    for key, value in values.items():
+        if value is None or "." not in key:
+            continue
+        section, name = key.split(".", 1)
+        if section == "encoding":
+            if name not in encoding_parameters(cfg.encoding["type"]):
+                raise PosencError(f"encoding {cfg.encoding['type']!r} has no setting {name!r}; it takes: "
+                                  f"{', '.join(encoding_parameters(cfg.encoding['type'])) or 'nothing'}")
+            cfg.encoding[name] = value
+        elif section == "data":
+            setattr(cfg.data, name, value)
+        else:
+            setattr(getattr(cfg, section), name, value)
+    if getattr(args, "path", None):
+        cfg.data.path = args.path
+    return cfg
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from .train import fit
+
+    cfg = _fit_config_from_args(args)
+    out = Path(args.out or f"runs/{Path(cfg.data.path).stem or 'astronaut'}-{cfg.method.replace(':', '_')}")
+    if args.print_config:
+        print(json.dumps(cfg.to_dict(), indent=2))
+        return 0
+    try:
+        metrics = fit(cfg, out, progress=not args.quiet, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"posenc: interrupted; checkpoint and metrics so far saved in {out} (resume with --resume)", file=sys.stderr)
+        return 130
+    held = metrics.get("psnr_heldout")
+    print(f"{out}: psnr {metrics['psnr']:.2f} dB" + (f", held-out {held:.2f} dB" if held is not None else "")
+          + f", ssim {metrics['ssim']:.3f}, {metrics['params']:,} params, {metrics['seconds']:.1f} s")
+    return 0
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise PosencError(f"size must look like 1024x768, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise PosencError(f"size must be positive, got {text!r}")
+    return w, h
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from .io import save_image
+    from .runtime import set_threads, tune_allocator
+    from .tasks.image import render_image
+    from .train import load_model
+
+    tune_allocator()
+    set_threads(args.threads)
+    field, cfg, _ = load_model(args.run, device=args.device)
+    if cfg.task != "image":
+        raise PosencError(f"render makes images; {args.run} holds a {cfg.task!r} model")
+    w, h = _parse_size(args.size)
+    save_image(args.out, render_image(field, h, w))
+    print(f"wrote {args.out} ({w}x{h})")
+    return 0
+
+
+def _cmd_encodings(args: argparse.Namespace) -> int:
+    from .encodings import encoding_class
+
+    for name in encoding_names():
+        doc = (encoding_class(name).__doc__ or "").strip().splitlines()[0]
+        params = ", ".join(f"{k}={v!r}" for k, v in encoding_parameters(name).items()) or "(no parameters)"
+        print(f"{name:12s} {doc}\n{'':12s} {params}")
+    return 0
+
+
+def _cmd_viz_fourier(args: argparse.Namespace) -> int:
+    from .encodings import GaussianFourierFeatures
+    from .io import save_image
+    from .viz import fourier_basis_figure
+
+    if args.features <= 0 or args.features > 200:
+        raise PosencError(f"features must be between 1 and 200, got {args.features}")
+    enc = GaussianFourierFeatures(2, sigma=args.sigma, features=args.features, seed=args.seed)
+    save_image(args.out, fourier_basis_figure(enc.B.numpy(), size=args.size))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_bench_images(args: argparse.Namespace) -> int:
+    from .bench.images import ImageBenchConfig, run_image_bench
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        raise PosencError("--methods needs at least one method")
+    bc = ImageBenchConfig(data=args.data, methods=methods, out=args.out, protocol=args.protocol, res=args.res,
+                          iters=args.iters, seed=args.seed, limit=args.limit, workers=args.workers,
+                          images=tuple(n.strip() for n in args.images.split(",") if n.strip()),
+                          threads=args.threads, device=args.device)
+    out = run_image_bench(bc, progress=not args.quiet)
+    print((out / "results.md").read_text())
+    return 0
+
+
+def _cmd_bench_perf(args: argparse.Namespace) -> int:
+    from .bench.perf import PerfConfig, format_perf, run_perf
+
+    result = run_perf(PerfConfig(threads=args.threads, points=args.points, steps=args.steps), out=args.out)
+    print(format_perf(result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="posenc", description="Coordinate networks with positional encodings.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    fit = sub.add_parser("fit", help="fit a field to a signal")
+    fit_sub = fit.add_subparsers(dest="task", required=True, parser_class=_Parser)
+    img = fit_sub.add_parser("image", help="fit an image (default: scikit-image's astronaut)")
+    img.add_argument("path", nargs="?", default=None, help="image file (any Pillow format); omit for the built-in image")
+    img.add_argument("--out", default=None, help="output folder (default runs/<image>-<method>)")
+    img.add_argument("--config", default=None, help="start from a config.json / .yaml (flags override it)")
+    img.add_argument("--method", default=None, help="a method name with optional settings, e.g. gaussian:sigma=12 or siren")
+    img.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    img.add_argument("--quiet", action="store_true", help="no progress bar")
+    img.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    taken = set(_add_dataclass_flags(img, "data", ImageConfig, skip=("path",)))
+    for section, cls in _SECTIONS.items():
+        taken |= set(_add_dataclass_flags(img, section, cls))
+    _add_encoding_flags(img, taken | {"out", "config", "method", "resume", "quiet", "encoding"})
+    img.set_defaults(func=_cmd_fit)
+
+    render = sub.add_parser("render", help="render a saved image model at any size")
+    render.add_argument("run", help="run folder (or model.safetensors)")
+    render.add_argument("--size", default="1024x1024", help="WIDTHxHEIGHT (default 1024x1024)")
+    render.add_argument("--out", required=True)
+    render.add_argument("--device", default="cpu")
+    render.add_argument("--threads", type=int, default=0)
+    render.set_defaults(func=_cmd_render)
+
+    enc = sub.add_parser("encodings", help="list every encoding with its parameters and defaults")
+    enc.set_defaults(func=_cmd_encodings)
+
+    viz = sub.add_parser("viz", help="pictures")
+    viz_sub = viz.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    vf = viz_sub.add_parser("fourier", help="2-D sin/cos basis images of random Fourier features")
+    vf.add_argument("--features", type=int, default=25)
+    vf.add_argument("--sigma", type=float, default=10.0)
+    vf.add_argument("--seed", type=int, default=0)
+    vf.add_argument("--size", type=int, default=100)
+    vf.add_argument("--out", required=True)
+    vf.set_defaults(func=_cmd_viz_fourier)
+
+    bench = sub.add_parser("bench", help="benchmarks")
+    bench_sub = bench.add_subparsers(dest="suite", required=True, parser_class=_Parser)
+    bi = bench_sub.add_parser("images", help="methods x images, resumable (results.jsonl, results.md, montages)")
+    bi.add_argument("--data", required=True, help="folder of images")
+    bi.add_argument("--methods", default="none,basic,positional,gaussian,rbf_grid,siren")
+    bi.add_argument("--protocol", default="gen25", choices=["gen25", "fit"])
+    bi.add_argument("--res", type=int, default=256)
+    bi.add_argument("--iters", type=int, default=2000)
+    bi.add_argument("--seed", type=int, default=0)
+    bi.add_argument("--limit", type=int, default=0, help="first K images only")
+    bi.add_argument("--images", default="", help="comma-separated image names (stems) to use, e.g. kodim24")
+    bi.add_argument("--workers", type=int, default=1, help="parallel fits, one thread each")
+    bi.add_argument("--threads", type=int, default=0, help="threads with --workers 1 (0 = all)")
+    bi.add_argument("--device", default="cpu")
+    bi.add_argument("--out", required=True)
+    bi.add_argument("--quiet", action="store_true")
+    bi.set_defaults(func=_cmd_bench_images)
+    bp = bench_sub.add_parser("perf", help="matmul peak and training-step speed")
+    bp.add_argument("--threads", type=int, default=2)
+    bp.add_argument("--points", type=int, default=16384)
+    bp.add_argument("--steps", type=int, default=30)
+    bp.add_argument("--out", default=None, help="folder for perf.json / perf.md")
+    bp.set_defaults(func=_cmd_bench_perf)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2, one line)
+        return int(exc.code or 0)
+    try:
+        return int(args.func(args) or 0)
+    except PosencError as exc:
+        print(f"posenc: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Typed run configurations that round-trip to JSON and YAML.
+
+A :class:`FitConfig` fully describes a run; it is written as ``config.json`` next to every result
+and ``posenc fit --config config.json`` re-makes the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import PosencError
+
+
+@dataclass
+class NetworkConfig:
+    """The coordinate network: ``mlp`` (ReLU / leaky-ReLU) or ``siren``."""
+
+    type: str = "mlp"
+    width: int = 256
+    depth: int = 3
+    activation: str = "relu"
+    output: str = "sigmoid"
+    omega0: float = 30.0
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation: full-batch Adam for ``iters`` steps."""
+
+    iters: int = 2000
+    lr: float = 1e-3
+    seed: int = 0
+    threads: int = 0
+    device: str = "cpu"
+    checkpoint_every: int = 500
+
+
+@dataclass
+class ImageConfig:
+    """The image task: ``path`` ('' = scikit-image's astronaut), side ``res``, protocol fit or gen25."""
+
+    path: str = ""
+    res: int = 256
+    protocol: str = "gen25"
+
+
+@dataclass
+class FitConfig:
+    """One complete fit: task data, encoding (a registry config dict), network and training."""
+
+    task: str = "image"
+    method: str = "gaussian"
+    data: ImageConfig = field(default_factory=ImageConfig)
+    encoding: dict[str, Any] = field(default_factory=lambda: {"type": "gaussian"})
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FitConfig":
+        return _from_dict(cls, data, "config")
+
+
+def _from_dict(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise PosencError(f"{where} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise PosencError(f"unknown key(s) in {where}: {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _from_dict(hint, value, f"{where}.{key}")
+        else:
+            kwargs[key] = _coerce(hint, value, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise PosencError(f"{where} must be a mapping")
+        return dict(value)
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise PosencError(f"{where} must be {hint.__name__}, got {value!r}")
+    return value
+
+
+def save_config(config: FitConfig, path: str | Path) -> None:
+    from .io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(config.to_dict(), indent=2) + "\n")
+
+
+def load_config(path: str | Path) -> FitConfig:
+    """Read a FitConfig from ``.json`` or ``.yaml``/``.yml``."""
+    path = Path(path)
+    if not path.is_file():
+        raise PosencError(f"config file not found: {path}")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # noqa: BLE001 - any parse error is the user's file
+        raise PosencError(f"cannot parse config {path}: {exc}".splitlines()[0]) from None
+    return FitConfig.from_dict(data)
+
+
+def dump_yaml(config: FitConfig) -> str:
+    import yaml
+
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

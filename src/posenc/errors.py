@@ -1,0 +1,13 @@
+"""User-facing errors: the CLI prints them on one line and exits with code 2."""
+
+from __future__ import annotations
+
+
+class PosencError(Exception):
+    """A problem with the user's input (file, shape or setting), not a bug in posenc."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise :class:`PosencError` with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise PosencError(message)

@@ -1,0 +1,177 @@
+"""Loading inputs and writing outputs atomically (images, JSON, safetensors). No pickle anywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .errors import PosencError
+
+
+def _atomic(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary file in the same folder, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    _atomic(path, lambda p: p.write_text(text))
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
+    """Append one JSON line and flush it to disk (a crash loses at most the line being written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Read a JSON-lines file, skipping a torn last line left by an interrupted writer."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def save_image(path: str | Path, array: np.ndarray) -> None:
+    """Save a float image in [0, 1] (H, W[, C]) or a uint8 image as PNG, atomically."""
+    from PIL import Image
+
+    arr = np.asarray(array)
+    if arr.dtype != np.uint8:
+        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    _atomic(path, lambda p: Image.fromarray(arr).save(p, format="PNG"))
+
+
+def save_gif(path: str | Path, frames: list[np.ndarray], duration_ms: int = 120) -> None:
+    from PIL import Image
+
+    ims = [Image.fromarray((np.clip(f, 0, 1) * 255 + 0.5).astype(np.uint8) if f.dtype != np.uint8 else f) for f in frames]
+    if not ims:
+        raise PosencError("no frames to write")
+    _atomic(path, lambda p: ims[0].save(p, format="GIF", save_all=True, append_images=ims[1:], duration=duration_ms, loop=0))
+
+
+def _pil_to_rgb_float(img: "Image.Image") -> np.ndarray:  # noqa: F821
+    """Any Pillow mode -> (H, W, 3) float32 in [0, 1]; alpha composited on white."""
+    from PIL import Image
+
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        arr = np.asarray(img, dtype=np.float32) / 65535.0
+        return np.repeat(arr[..., None], 3, axis=2)
+    if mode == "I":
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        return np.repeat((np.clip(arr, 0, peak) / peak).astype(np.float32)[..., None], 3, axis=2)
+    if mode == "F":
+        arr = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
+        return np.repeat(arr[..., None], 3, axis=2)
+    if mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = rgba[..., 3:4]
+        return rgba[..., :3] * alpha + (1.0 - alpha)
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def load_image(path: str | Path, res: int | None = None) -> np.ndarray:
+    """Load an image as RGB floats in [0, 1], (R, R, 3) after the PROTOCOLS.md steps.
+
+    Grayscale becomes 3 equal channels; alpha is composited on white; then the image is centre-cropped
+    to a square and resized to ``res x res`` with Pillow's LANCZOS filter (on 8-bit data directly, on
+    float data per channel for 16-bit inputs). ``res=None`` keeps the native size (no crop).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.exists():
+        raise PosencError(f"image not found: {path}")
+    if path.is_dir():
+        raise PosencError(f"expected an image file, got a folder: {path}")
+    if path.stat().st_size == 0:
+        raise PosencError(f"image file is empty (0 bytes): {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            img = im.copy()
+    except UnidentifiedImageError:
+        raise PosencError(f"not an image file Pillow can read: {path}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise PosencError(f"cannot read image {path} (corrupt or truncated?): {exc}") from None
+    if img.width == 0 or img.height == 0:
+        raise PosencError(f"image has zero size: {path}")
+    if res is not None and res <= 0:
+        raise PosencError(f"resolution must be positive, got {res}")
+    return prepare_image(img, res)
+
+
+def prepare_image(img: "Image.Image", res: int | None) -> np.ndarray:  # noqa: F821
+    """Centre-crop and LANCZOS-resize a Pillow image per PROTOCOLS.md: -> (R, R, 3) float32 in [0, 1]."""
+    from PIL import Image
+
+    if res is None:
+        return _pil_to_rgb_float(img)
+    side = min(img.width, img.height)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    img = img.crop((left, top, left + side, top + side))
+    if img.mode in ("RGB", "L") or (img.mode == "P" and "transparency" not in img.info):
+        return np.asarray(img.convert("RGB").resize((res, res), Image.LANCZOS), dtype=np.float32) / 255.0
+    rgb = _pil_to_rgb_float(img)
+    chans = [np.asarray(Image.fromarray(rgb[..., c], mode="F").resize((res, res), Image.LANCZOS)) for c in range(3)]
+    return np.clip(np.stack(chans, axis=-1), 0.0, 1.0).astype(np.float32)
+
+
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    _atomic(path, lambda p: save_file(tensors, str(p), metadata=metadata))
+
+
+def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise PosencError(f"model file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            return {k: fh.get_tensor(k) for k in fh.keys()}, meta
+    except Exception as exc:  # noqa: BLE001 - a corrupt file is the user's input
+        raise PosencError(f"cannot read model file {path}: {exc}".splitlines()[0]) from None

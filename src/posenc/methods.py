@@ -1,0 +1,93 @@
+"""Method names used by the CLI and the benchmarks, and building a :class:`Field` from a config.
+
+A method is an encoding name (``gaussian``), or a preset (``siren``), optionally with settings:
+``gaussian:sigma=12:features=128``. Settings may name encoding parameters or the network/training
+fields ``width``, ``depth``, ``activation``, ``output``, ``omega0``, ``lr``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+from .config import FitConfig
+from .encodings import build_encoding, encoding_names, encoding_parameters
+from .errors import PosencError
+from .networks import MLP, Field, Siren
+
+# Presets that are not just "an encoding in front of the default MLP".
+PRESETS: dict[str, dict[str, Any]] = {
+    # Sitzmann et al.: raw coordinates into sine layers; lr 1e-4 as in their image experiments.
+    "siren": {"encoding": {"type": "none"}, "network": {"type": "siren", "output": "none"}, "train": {"lr": 1e-4}},
+}
+
+_NETWORK_KEYS = {"width": int, "depth": int, "activation": str, "output": str, "omega0": float}
+_TRAIN_KEYS = {"lr": float}
+
+
+def method_names() -> list[str]:
+    return sorted(set(encoding_names()) | set(PRESETS))
+
+
+def _parse_value(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"gaussian:sigma=12"`` -> ``("gaussian", {"sigma": 12})``."""
+    name, *pairs = spec.strip().split(":")
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise PosencError(f"bad method setting {pair!r} in {spec!r}; write key=value, e.g. gaussian:sigma=12")
+        settings[key.strip().replace("-", "_")] = _parse_value(value.strip())
+    if name not in method_names():
+        raise PosencError(f"unknown method {name!r}; valid: {', '.join(method_names())}")
+    return name, settings
+
+
+def apply_method(base: FitConfig, spec: str) -> FitConfig:
+    """A copy of ``base`` running method ``spec`` (encoding, network and training settings)."""
+    name, settings = parse_method(spec)
+    cfg = copy.deepcopy(base)
+    cfg.method = spec
+    preset = PRESETS.get(name, {"encoding": {"type": name}})
+    cfg.encoding = dict(preset["encoding"])
+    cfg.network = dataclasses.replace(cfg.network, **preset.get("network", {}))
+    cfg.train = dataclasses.replace(cfg.train, **preset.get("train", {}))
+    enc_keys = encoding_parameters(cfg.encoding["type"])
+    for key, value in settings.items():
+        if key in _NETWORK_KEYS:
+            setattr(cfg.network, key, _NETWORK_KEYS[key](value))
+        elif key in _TRAIN_KEYS:
+            setattr(cfg.train, key, _TRAIN_KEYS[key](value))
+        elif key in enc_keys:
+            cfg.encoding[key] = value
+        else:
+            valid = sorted(set(enc_keys) | set(_NETWORK_KEYS) | set(_TRAIN_KEYS))
+            raise PosencError(f"method {name!r} has no setting {key!r}; valid: {', '.join(valid)}")
+    return cfg
+
+
+def build_field(cfg: FitConfig, in_dim: int, out_dim: int) -> Field:
+    """Encoding (from the registry) + network, as the config describes."""
+    encoding = build_encoding(cfg.encoding, in_dim)
+    net = cfg.network
+    if net.type == "mlp":
+        network = MLP(encoding.out_dim, out_dim, net.width, net.depth, net.activation, net.output)
+    elif net.type == "siren":
+        raw = cfg.encoding.get("type") == "none"
+        network = Siren(encoding.out_dim, out_dim, net.width, net.depth, net.omega0, net.output, center_input=raw)
+    else:
+        raise PosencError(f"unknown network {net.type!r}; valid: mlp, siren")
+    return Field(encoding, network)

@@ -1,0 +1,19 @@
+"""Tasks turn an input file into training samples, a loss and an evaluation. They never import encodings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import PosencError
+from .image import ImageTask
+
+TASKS = {"image": ImageTask}
+
+
+def make_task(name: str, data_config: Any) -> Any:
+    if name not in TASKS:
+        raise PosencError(f"unknown task {name!r}; valid: {', '.join(sorted(TASKS))}")
+    return TASKS[name](data_config)
+
+
+__all__ = ["ImageTask", "TASKS", "make_task"]

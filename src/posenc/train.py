@@ -1,0 +1,218 @@
+"""The one fit loop every task uses: full-batch Adam, progress bar, checkpoints, resume, outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import FitConfig, save_config
+from .errors import PosencError
+from .io import atomic_write_json, load_tensors, save_tensors
+from .methods import build_field
+from .networks import Field
+from .runtime import resolve_device, seed_everything, set_threads, tune_allocator
+from .tasks import make_task
+
+MODEL_FILE = "model.safetensors"
+CHECKPOINT_FILE = "checkpoint.safetensors"
+
+
+def validate(cfg: FitConfig) -> None:
+    """Reject settings that cannot run, with a message naming the setting."""
+    t = cfg.train
+    if t.iters <= 0:
+        raise PosencError(f"iters must be a positive number of iterations, got {t.iters}")
+    if not (t.lr > 0 and math.isfinite(t.lr)):
+        raise PosencError(f"lr must be positive, got {t.lr}")
+    if t.threads < 0:
+        raise PosencError(f"threads must be >= 0 (0 = default), got {t.threads}")
+    if t.checkpoint_every < 0:
+        raise PosencError(f"checkpoint_every must be >= 0, got {t.checkpoint_every}")
+
+
+def save_model(path: Path, field: Field, cfg: FitConfig, extra: dict[str, Any] | None = None) -> None:
+    """Weights and buffers as safetensors; the full config rides along in the metadata."""
+    meta = {"format": "posenc-model-1", "config": json.dumps(cfg.to_dict())}
+    tensors = {f"field.{k}": v for k, v in field.state_dict().items()}
+    if extra:
+        tensors.update(extra)
+    save_tensors(path, tensors, meta)
+
+
+def load_model(run: str | Path, device: str = "cpu") -> tuple[Field, FitConfig, Any]:
+    """Rebuild a saved field (and its task) from a run folder or a ``.safetensors`` file."""
+    run = Path(run)
+    path = run / MODEL_FILE if run.is_dir() else run
+    tensors, meta = load_tensors(path)
+    if meta.get("format") != "posenc-model-1" or "config" not in meta:
+        raise PosencError(f"{path} is not a posenc model (no posenc config in its metadata)")
+    cfg = FitConfig.from_dict(json.loads(meta["config"]))
+    task_cls_dims = _task_dims(cfg.task)
+    field = build_field(cfg, *task_cls_dims)
+    state = {k[len("field.") :]: v for k, v in tensors.items() if k.startswith("field.")}
+    try:
+        field.load_state_dict(state)
+    except RuntimeError as exc:
+        raise PosencError(f"model file {path} does not match its config: {str(exc).splitlines()[0]}") from None
+    return field.to(resolve_device(device)).eval(), cfg, tensors
+
+
+def _task_dims(task: str) -> tuple[int, int]:
+    from .tasks import TASKS
+
+    if task not in TASKS:
+        raise PosencError(f"unknown task {task!r}")
+    return TASKS[task].in_dim, TASKS[task].out_dim
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for gi, group in enumerate(opt.param_groups):
+        for pi, p in enumerate(group["params"]):
+            for key, value in opt.state.get(p, {}).items():
+                out[f"opt.{gi}.{pi}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    return out
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    for gi, group in enumerate(opt.param_groups):
+        for pi, p in enumerate(group["params"]):
+            prefix = f"opt.{gi}.{pi}."
+            state = {k[len(prefix) :]: v.to(p.device) for k, v in tensors.items() if k.startswith(prefix)}
+            if state:
+                state["step"] = state["step"].cpu().float() if "step" in state else torch.tensor(0.0)
+                opt.state[p] = state
+
+
+class Trainer:
+    """Runs one fit: build task and field, train full-batch, evaluate, write every output.
+
+    ``out_dir`` receives ``config.json`` first, then ``checkpoint.safetensors`` every
+    ``checkpoint_every`` steps (and on Ctrl-C), and at the end the model, metrics and pictures.
+    """
+
+    def __init__(self, cfg: FitConfig, out_dir: str | Path, progress: bool = True) -> None:
+        validate(cfg)
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.progress = progress
+        tune_allocator()
+        set_threads(cfg.train.threads)
+        self.device = resolve_device(cfg.train.device)
+        self.task = make_task(cfg.task, cfg.data)
+        seed_everything(cfg.train.seed)
+        self.field = build_field(cfg, self.task.in_dim, self.task.out_dim).to(self.device)
+        self.opt = torch.optim.Adam(self.field.parameters(), lr=cfg.train.lr)
+        self.start = 0
+        self.seconds_before = 0.0
+        self.history: list[tuple[int, float]] = []
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def _checkpoint(self, iteration: int, seconds: float) -> None:
+        extra = _optimizer_tensors(self.opt)
+        extra["trainer.iteration"] = torch.tensor(iteration)
+        extra["trainer.seconds"] = torch.tensor(seconds, dtype=torch.float64)
+        save_model(self.out / CHECKPOINT_FILE, self.field, self.cfg, extra)
+
+    def resume(self) -> bool:
+        """Continue from ``checkpoint.safetensors`` if present and made with the same config."""
+        path = self.out / CHECKPOINT_FILE
+        if not path.exists():
+            return False
+        tensors, meta = load_tensors(path)
+        saved = json.loads(meta.get("config", "{}"))
+        if saved != self.cfg.to_dict():
+            raise PosencError(f"cannot resume: {path} was made with a different config (use a new --out)")
+        state = {k[len("field.") :]: v for k, v in tensors.items() if k.startswith("field.")}
+        self.field.load_state_dict(state)
+        _restore_optimizer(self.opt, tensors)
+        self.start = int(tensors["trainer.iteration"])
+        self.seconds_before = float(tensors["trainer.seconds"])
+        return True
+
+    # -- the loop ------------------------------------------------------------------------
+    def train(self) -> float:
+        """Train from ``self.start`` to ``iters``; returns the training seconds (including resumed time)."""
+        from tqdm import tqdm
+
+        cfg = self.cfg.train
+        x, y = self.task.train_data()
+        x, y = x.to(self.device), y.to(self.device)
+        field = self.field.train()
+        if field.encoding.fixed:
+            # the encoding of a fixed training set does not depend on parameters: compute it once
+            with torch.no_grad():
+                inputs = field.encoding(x)
+            forward = field.forward_encoded
+        else:
+            inputs, forward = x, field
+        bar = tqdm(total=cfg.iters, initial=self.start, disable=not self.progress, desc="fit", unit="it", dynamic_ncols=True)
+        t0 = time.perf_counter()
+        it = self.start
+        try:
+            for it in range(self.start, cfg.iters):
+                self.opt.zero_grad(set_to_none=True)
+                per_sample = self.task.loss_per_sample(forward(inputs), y)
+                loss = per_sample.mean()
+                loss.backward()
+                self.opt.step()
+                if it % 25 == 0 or it == cfg.iters - 1:
+                    value = float(loss.detach())
+                    if not math.isfinite(value):
+                        raise PosencError(f"training diverged at iteration {it} (loss {value}); try a smaller lr")
+                    self.history.append((it, value))
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in self.task.progress_metrics(value).items()}, refresh=False)
+                bar.update(1)
+                if cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0 and it + 1 < cfg.iters:
+                    self._checkpoint(it + 1, self.seconds_before + time.perf_counter() - t0)
+        except KeyboardInterrupt:
+            bar.close()
+            seconds = self.seconds_before + time.perf_counter() - t0
+            self._checkpoint(it, seconds)
+            self.finish(seconds, iterations=it, interrupted=True)
+            raise
+        bar.close()
+        return self.seconds_before + time.perf_counter() - t0
+
+    def finish(self, seconds: float, iterations: int | None = None, interrupted: bool = False) -> dict[str, Any]:
+        """Evaluate and write the model, metrics and pictures."""
+        self.field.eval()
+        pred = self.task.predict_image(self.field)
+        metrics = self.task.evaluate(pred)
+        metrics.update(
+            {
+                "params": self.field.parameter_counts()["total"],
+                "params_detail": self.field.parameter_counts(),
+                "seconds": round(seconds, 3),
+                "iters": self.cfg.train.iters if iterations is None else iterations,
+                "seed": self.cfg.train.seed,
+                "threads": torch.get_num_threads(),
+                "device": str(self.device),
+                "interrupted": interrupted,
+                "loss_history": self.history,
+            }
+        )
+        self.task.write_outputs(pred, self.out, metrics)
+        save_model(self.out / MODEL_FILE, self.field, self.cfg)
+        atomic_write_json(self.out / "metrics.json", metrics)
+        return metrics
+
+    def run(self, resume: bool = False) -> dict[str, Any]:
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_config(self.cfg, self.out / "config.json")
+        if resume:
+            self.resume()
+        seconds = self.train()
+        metrics = self.finish(seconds)
+        (self.out / CHECKPOINT_FILE).unlink(missing_ok=True)
+        return metrics
+
+
+def fit(cfg: FitConfig, out_dir: str | Path, progress: bool = True, resume: bool = False) -> dict[str, Any]:
+    """Fit ``cfg`` and write its outputs into ``out_dir``; returns the metrics."""
+    return Trainer(cfg, out_dir, progress=progress).run(resume=resume)

@@ -1,0 +1,97 @@
+"""Pictures: error heat maps, labelled side-by-side strips, montages, the Fourier basis grid."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def heatmap(values: np.ndarray, vmax: float, cmap: str = "inferno") -> np.ndarray:
+    """Map a (H, W) array onto a colour map over [0, vmax]: -> (H, W, 3) float in [0, 1]."""
+    from matplotlib import colormaps
+
+    norm = np.clip(np.asarray(values, dtype=np.float64) / max(vmax, 1e-12), 0.0, 1.0)
+    return colormaps[cmap](norm)[..., :3].astype(np.float32)
+
+
+def error_map(pred: np.ndarray, target: np.ndarray, vmax: float = 0.25) -> np.ndarray:
+    """Per-pixel mean absolute error of two (H, W, C) images, as a heat map on a fixed [0, vmax] scale."""
+    err = np.abs(np.clip(pred, 0, 1) - target).mean(axis=-1)
+    return heatmap(err, vmax)
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def labelled_strip(images: list[np.ndarray], labels: list[str], tile: int | None = None) -> np.ndarray:
+    """Images side by side, each with a caption bar above: -> (H + bar, sum W + gaps, 3) uint8."""
+    from PIL import Image, ImageDraw
+
+    tiles = []
+    for img in images:
+        arr = np.asarray(img)
+        if arr.dtype != np.uint8:
+            arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=2)
+        im = Image.fromarray(arr[..., :3])
+        if tile is not None and im.size != (tile, tile):
+            im = im.resize((tile, tile), Image.NEAREST)
+        tiles.append(im)
+    h = max(t.height for t in tiles)
+    bar, gap = 22, 4
+    width = sum(t.width for t in tiles) + gap * (len(tiles) - 1)
+    canvas = Image.new("RGB", (width, h + bar), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = _font(13)
+    x = 0
+    for im, label in zip(tiles, labels):
+        canvas.paste(im, (x, bar))
+        draw.text((x + 3, 4), label, fill="black", font=font)
+        x += im.width + gap
+    return np.asarray(canvas)
+
+
+def stack_rows(rows: list[np.ndarray]) -> np.ndarray:
+    """Stack uint8 strips vertically, padding narrower ones with white."""
+    width = max(r.shape[1] for r in rows)
+    padded = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    return np.concatenate(padded, axis=0)
+
+
+def fourier_basis_figure(B: np.ndarray, size: int = 100) -> np.ndarray:
+    """The homework's 2-D basis images: cos and sin of ``2 pi b . v`` on a size x size grid of [0, 1)^2.
+
+    ``B`` is (m, 2). Returns a uint8 RGB picture, 2 rows per group of 10 features (cos above sin),
+    each tile captioned with its frequency vector.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = B.shape[0]
+    cols = min(10, m)
+    groups = -(-m // cols)
+    v = (np.arange(size) + 0.5) / size
+    yy, xx = np.meshgrid(v, v, indexing="ij")
+    fig, axes = plt.subplots(2 * groups, cols, figsize=(1.3 * cols, 2.7 * groups), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, (by, bx) in enumerate(B):
+        phase = 2 * np.pi * (by * yy + bx * xx)
+        g, c = divmod(i, cols)
+        for r, (fn, name) in enumerate(((np.cos, "cos"), (np.sin, "sin"))):
+            ax = axes[2 * g + r, c]
+            ax.imshow(fn(phase), cmap="gray", vmin=-1, vmax=1)
+            ax.set_title(f"{name} |b|={np.hypot(by, bx):.1f}", fontsize=6)
+    fig.tight_layout()
+    fig.canvas.draw()
+    out = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return out

@@ -1,0 +1,45 @@
+"""The image benchmark harness (results.jsonl, results.md, montages, resume) and perf accounting."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from posenc.bench.images import ImageBenchConfig, run_image_bench
+from posenc.bench.perf import mlp_step_flops
+from posenc.config import FitConfig
+from posenc.io import read_jsonl
+from posenc.methods import apply_method, build_field
+from conftest import smooth_test_image
+
+
+def test_bench_images_writes_and_resumes(tmp_path):
+    data = tmp_path / "imgs"
+    data.mkdir()
+    for i in range(3):
+        Image.fromarray(smooth_test_image(40, seed=i)).save(data / f"im{i}.png")
+    bc = ImageBenchConfig(data=str(data), methods=["none", "gaussian:sigma=3:features=8:width=16:depth=1"],
+                          out=str(tmp_path / "out"), res=32, iters=4, limit=2, threads=1)
+    run_image_bench(bc, progress=False)
+    rows = read_jsonl(tmp_path / "out" / "results.jsonl")
+    assert len(rows) == 4 and {r["image"] for r in rows} == {"im0", "im1"}
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "| none |" in md and "gaussian:sigma=3" in md and "± " in md
+    montage = np.asarray(Image.open(tmp_path / "out" / "montage_im0.png"))
+    assert montage.shape[1] > 3 * 32
+    # resume: nothing re-runs
+    run_image_bench(bc, progress=False)
+    assert len(read_jsonl(tmp_path / "out" / "results.jsonl")) == 4
+
+
+def test_mlp_flop_count():
+    cfg = apply_method(FitConfig(), "gaussian:features=4:width=16:depth=2")
+    field = build_field(cfg, 2, 3)
+    forward = 2 * 10 * (8 * 16 + 16 * 16 + 16 * 3)
+    assert mlp_step_flops(field, 10, input_grad=True) == 3 * forward
+    assert mlp_step_flops(field, 10, input_grad=False) == 3 * forward - 2 * 10 * 8 * 16
+
+
+def test_threads_fixed_in_tests():
+    assert torch.get_num_threads() == 1

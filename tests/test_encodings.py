@@ -1,0 +1,141 @@
+"""Each encoding against its formula; bands ordered low-to-high and covering every channel once."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from posenc.encodings import build_encoding, encoding_names
+from posenc.errors import PosencError
+
+CONFIGS = [
+    {"type": "none"},
+    {"type": "basic"},
+    {"type": "positional", "frequencies": 6, "max_freq": 32.0},
+    {"type": "gaussian", "sigma": 10.0, "features": 16},
+    {"type": "rbf_grid", "sigma": 10.0, "features": 16},
+]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c["type"])
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_shapes_and_bands(cfg, d):
+    enc = build_encoding(cfg, d)
+    x = torch.rand(5, 7, d)
+    out = enc(x)
+    assert out.shape == (5, 7, enc.out_dim)
+    channels = [c for b in enc.bands for c in b.channels]
+    assert sorted(channels) == list(range(enc.out_dim)), "bands must partition the channels"
+    freqs = [b.frequency for b in enc.bands]
+    assert freqs == sorted(freqs), "bands must be ordered low to high"
+    assert enc.fixed
+
+
+def test_every_registered_encoding_is_tested():
+    assert {c["type"] for c in CONFIGS} <= set(encoding_names())
+
+
+def test_gaussian_formula_and_sorting():
+    enc = build_encoding({"type": "gaussian", "sigma": 10.0, "features": 32, "seed": 3}, 2)
+    x = torch.rand(100, 2)
+    B = enc.B
+    proj = 2 * math.pi * x.double() @ B.double().T  # float64 reference; float32 phases reach ~200 rad
+    expected = torch.cat([torch.cos(proj), torch.sin(proj)], -1).float()
+    torch.testing.assert_close(enc(x), expected, rtol=0, atol=1e-4)
+    norms = B.norm(dim=1)
+    assert torch.all(norms[1:] >= norms[:-1])
+    # each band is one (cos, sin) pair with the magnitude |b_i|
+    for i, band in enumerate(enc.bands):
+        assert band.channels == (i, 32 + i)
+        assert band.frequency == pytest.approx(float(norms[i]), rel=1e-6)
+
+
+def test_gaussian_scale_is_sigma_in_unit_coordinates():
+    enc = build_encoding({"type": "gaussian", "sigma": 7.0, "features": 20000}, 2)
+    assert float(enc.B.std()) == pytest.approx(7.0, rel=0.03)
+    assert float(enc.B.mean()) == pytest.approx(0.0, abs=0.15)
+
+
+def test_gaussian_seeded():
+    a = build_encoding({"type": "gaussian", "seed": 1}, 2).B
+    b = build_encoding({"type": "gaussian", "seed": 1}, 2).B
+    c = build_encoding({"type": "gaussian", "seed": 2}, 2).B
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_basic_formula():
+    enc = build_encoding({"type": "basic"}, 2)
+    x = torch.rand(10, 2)
+    expected = torch.cat([torch.cos(2 * math.pi * x), torch.sin(2 * math.pi * x)], -1)
+    torch.testing.assert_close(enc(x), expected)
+
+
+def test_positional_formula():
+    enc = build_encoding({"type": "positional", "frequencies": 4, "max_freq": 8.0}, 2)
+    torch.testing.assert_close(enc.freqs, torch.tensor([1.0, 2.0, 4.0, 8.0]))
+    x = torch.rand(10, 2)
+    proj = 2 * math.pi * enc.freqs[None, :, None] * x[:, None, :]  # (N, K, d)
+    expected = torch.cat([torch.cos(proj).reshape(10, -1), torch.sin(proj).reshape(10, -1)], -1)
+    torch.testing.assert_close(enc(x), expected)
+    # one band per frequency, holding cos and sin of every axis
+    assert [b.frequency for b in enc.bands] == pytest.approx([1.0, 2.0, 4.0, 8.0])
+    assert sorted(enc.bands[1].channels) == [2, 3, 10, 11]
+
+
+def test_none_is_identity():
+    enc = build_encoding({"type": "none"}, 3)
+    x = torch.rand(4, 3)
+    assert torch.equal(enc(x), x)
+    assert enc.bands[0].identity
+
+
+def test_include_input_prepends_identity_band():
+    enc = build_encoding({"type": "gaussian", "features": 8, "include_input": True}, 2)
+    x = torch.rand(6, 2)
+    out = enc(x)
+    assert out.shape[-1] == 18
+    torch.testing.assert_close(out[:, :2], x)
+    assert enc.bands[0].identity and enc.bands[0].channels == (0, 1)
+    assert not any(b.identity for b in enc.bands[1:])
+
+
+def test_rbf_grid_formula():
+    enc = build_encoding({"type": "rbf_grid", "sigma": 5.0, "features": 8, "seed": 1}, 2)
+    f, o, w = enc.freqs, enc.offsets, enc.width
+    # a lattice node of band i gives +1 on its first channel; the half-period shift gives +1 on its second
+    for i in range(8):
+        node = (o[i] + 2.0 / f[i])[None]
+        out = enc(node)[0]
+        assert float(out[i]) == pytest.approx(1.0, abs=1e-4)
+        half = node + 0.5 / f[i]
+        assert float(enc(half)[0, 8 + i]) == pytest.approx(1.0, abs=1e-4)
+    # explicit formula at random points
+    x = torch.rand(50, 2)
+    phase = (x[:, None, :] - o) * f[:, None]
+    dist = phase - torch.round(phase)
+    expected = 2 * torch.exp(-dist.square().sum(-1) / (2 * w**2)) - 1
+    torch.testing.assert_close(enc(x)[:, :8], expected, rtol=1e-5, atol=1e-5)
+    # frequencies: mid-points of equal steps on (0, sqrt(3) sigma], RMS ~ sigma
+    assert float(f.max()) < math.sqrt(3) * 5.0
+    assert float(f.square().mean().sqrt()) == pytest.approx(5.0, rel=0.02)
+
+
+def test_rbf_grid_is_periodic_per_band():
+    enc = build_encoding({"type": "rbf_grid", "sigma": 4.0, "features": 4}, 1)
+    x = torch.rand(20, 1) * 0.3
+    for i in range(4):
+        shifted = x + 1.0 / enc.freqs[i]
+        torch.testing.assert_close(enc(x)[:, i], enc(shifted)[:, i], rtol=1e-4, atol=1e-4)
+
+
+def test_registry_errors():
+    with pytest.raises(PosencError, match="valid encodings: .*gaussian"):
+        build_encoding({"type": "fourier"}, 2)
+    with pytest.raises(PosencError, match="does not take"):
+        build_encoding({"type": "gaussian", "num_freqs": 3}, 2)
+    with pytest.raises(PosencError, match="sigma must be positive"):
+        build_encoding({"type": "gaussian", "sigma": -1.0}, 2)
+    with pytest.raises(PosencError, match="dimension"):
+        build_encoding({"type": "gaussian"}, 4)

@@ -1,0 +1,149 @@
+"""The image task: loading, protocols, a real fit, determinism, save/load/render, resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from posenc.config import FitConfig, ImageConfig, NetworkConfig, TrainConfig
+from posenc.io import load_image
+from posenc.metrics import psnr
+from posenc.tasks.image import ImageTask, gen25_mask, pixel_coordinates, render_image
+from posenc.train import Trainer, fit, load_model
+
+
+def small_config(path, iters=60, protocol="gen25", res=64, method="gaussian", seed=0) -> FitConfig:
+    return FitConfig(
+        method=method,
+        data=ImageConfig(path=str(path), res=res, protocol=protocol),
+        encoding={"type": "gaussian", "sigma": 3.0, "features": 32},
+        network=NetworkConfig(width=64, depth=2),
+        train=TrainConfig(iters=iters, lr=3e-3, seed=seed, threads=1, checkpoint_every=0),
+    )
+
+
+def test_gen25_is_exactly_every_other_row_and_column():
+    m = gen25_mask(8)
+    expected = np.zeros((8, 8), bool)
+    expected[::2, ::2] = True
+    assert np.array_equal(m, expected) and m.sum() == 16
+
+
+def test_gen25_training_samples(image_path):
+    task = ImageTask(ImageConfig(path=str(image_path), res=32, protocol="gen25"))
+    x, y = task.train_data()
+    assert x.shape == (256, 2) and y.shape == (256, 3)
+    np.testing.assert_allclose(y.numpy(), task.image[::2, ::2].reshape(-1, 3))
+    np.testing.assert_allclose(x[1].numpy(), [0.5 / 32, 2.5 / 32])  # row 0, column 2 (pixel centres)
+    full = ImageTask(ImageConfig(path=str(image_path), res=32, protocol="fit"))
+    assert full.train_data()[0].shape == (1024, 2)
+
+
+def test_pixel_coordinates_are_centres():
+    c = pixel_coordinates(2, 4).reshape(2, 4, 2)
+    np.testing.assert_allclose(c[0, 0].numpy(), [0.25, 0.125])
+    np.testing.assert_allclose(c[1, 3].numpy(), [0.75, 0.875])
+
+
+def test_loading_modes(tmp_path):
+    gray = tmp_path / "g.png"
+    Image.fromarray(np.full((10, 20), 128, np.uint8)).save(gray)
+    g = load_image(gray, 8)
+    assert g.shape == (8, 8, 3) and np.allclose(g[..., 0], g[..., 1]) and np.allclose(g, 128 / 255, atol=1e-3)
+
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[:4, :, 3] = 255  # top half opaque red, bottom half transparent
+    p = tmp_path / "a.png"
+    Image.fromarray(rgba).save(p)
+    a = load_image(p, 8)
+    np.testing.assert_allclose(a[0, 0], [1, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(a[7, 0], [1, 1, 1], atol=1e-6)  # composited on white
+
+    deep = tmp_path / "d.png"
+    Image.fromarray(np.full((8, 8), 65535 // 4, np.uint16)).save(deep)
+    d = load_image(deep, 8)
+    np.testing.assert_allclose(d, 0.25, atol=1e-3)
+
+    pal = tmp_path / "p.gif"
+    Image.fromarray(np.array([[0, 255], [255, 0]], np.uint8)).convert("P").save(pal)
+    assert load_image(pal, 2).shape == (2, 2, 3)
+
+
+def test_centre_crop(tmp_path):
+    arr = np.zeros((10, 30, 3), np.uint8)
+    arr[:, 10:20] = 255  # the centre square is white, the sides black
+    p = tmp_path / "wide.png"
+    Image.fromarray(arr).save(p)
+    assert load_image(p, 10).min() > 0.99
+
+
+def test_short_fit_learns(image_path, tmp_path):
+    cfg = small_config(image_path, iters=150)
+    task = ImageTask(cfg.data)
+    from posenc.methods import build_field
+
+    torch.manual_seed(0)
+    untrained = psnr(render_image(build_field(cfg, 2, 3), 64, 64), task.image)
+    metrics = fit(cfg, tmp_path / "run", progress=False)
+    assert metrics["psnr"] > untrained + 8.0
+    assert metrics["psnr_heldout"] is not None and metrics["psnr_heldout"] < metrics["psnr_train"]
+    for name in ("reconstruction.png", "error.png", "target.png", "comparison.png", "metrics.json", "config.json", "model.safetensors"):
+        assert (tmp_path / "run" / name).exists(), name
+    assert not (tmp_path / "run" / "checkpoint.safetensors").exists()
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for key in ("psnr", "psnr_heldout", "ssim", "params", "seconds", "iters", "seed"):
+        assert key in saved
+
+
+def test_determinism(image_path, tmp_path):
+    a = fit(small_config(image_path, iters=20), tmp_path / "a", progress=False)
+    b = fit(small_config(image_path, iters=20), tmp_path / "b", progress=False)
+    c = fit(small_config(image_path, iters=20, seed=1), tmp_path / "c", progress=False)
+    assert a["psnr"] == b["psnr"] and a["ssim"] == b["ssim"]
+    assert a["psnr"] != c["psnr"]
+
+
+def test_save_load_render_round_trip(image_path, tmp_path):
+    run = tmp_path / "run"
+    fit(small_config(image_path, iters=10), run, progress=False)
+    field, cfg, _ = load_model(run)
+    assert cfg == FitConfig.from_dict(json.loads((run / "config.json").read_text()))
+    again = render_image(field, 64, 64)
+    saved = np.asarray(Image.open(run / "reconstruction.png"), dtype=np.float32) / 255
+    assert np.abs(again - saved).max() <= 1 / 255 + 1e-6
+    big = render_image(field, 48, 80, chunk=1000)  # other size, other aspect, many chunks
+    assert big.shape == (48, 80, 3)
+
+
+def test_interrupt_then_resume(image_path, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    cfg = small_config(image_path, iters=30)
+    trainer = Trainer(cfg, run, progress=False)
+    calls = {"n": 0}
+    original = trainer.task.loss_per_sample
+
+    def flaky(pred, target):
+        calls["n"] += 1
+        if calls["n"] == 13:
+            raise KeyboardInterrupt
+        return original(pred, target)
+
+    monkeypatch.setattr(trainer.task, "loss_per_sample", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    partial = json.loads((run / "metrics.json").read_text())
+    assert partial["interrupted"] and partial["iters"] == 12
+    assert (run / "checkpoint.safetensors").exists()
+
+    resumed = Trainer(cfg, run, progress=False)
+    assert resumed.resume() and resumed.start == 12
+    metrics = resumed.run(resume=True)
+    assert metrics["iters"] == 30 and not metrics["interrupted"]
+
+    straight = fit(cfg, tmp_path / "straight", progress=False)
+    assert metrics["psnr"] == pytest.approx(straight["psnr"], abs=1e-3)
