@@ -69,6 +69,30 @@ def _add_encoding_flags(parser: argparse.ArgumentParser, taken: set[str]) -> Non
             group.add_argument(_flag(flag), dest=f"encoding.{param}", type=type(default) if default is not None else float, default=None)
 
 
+def _policy_parameters() -> dict[str, dict[str, Any]]:
+    import inspect
+
+    from .progressive import POLICIES
+
+    out = {}
+    for name, cls in POLICIES.items():
+        sig = inspect.signature(cls.__init__)
+        out[name] = {p.name: p.default for p in sig.parameters.values() if p.name not in ("self", "encoding", "iters")}
+    return out
+
+
+def _add_policy_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("progressive encoding (SAPE)")
+    params = _policy_parameters()
+    group.add_argument("--progressive", default=None, choices=sorted(params),
+                       help="band-mask policy: global (progressive FF, eq. 4) or spatial (SAPE, eq. 5-7)")
+    seen: dict[str, Any] = {}
+    for p in params.values():
+        seen.update(p)
+    for name, default in seen.items():
+        group.add_argument(_flag(name), dest=f"progressive.{name}", type=type(default), default=None, help=f"(default {default})")
+
+
 def _fit_config_from_args(args: argparse.Namespace) -> FitConfig:
     from .methods import apply_method
 
@@ -79,12 +103,24 @@ def _fit_config_from_args(args: argparse.Namespace) -> FitConfig:
         cfg.encoding = {"type": args.encoding}
         if not args.method:
             cfg.method = args.encoding
+    if args.progressive:
+        cfg.progressive = {"type": args.progressive}
+        if args.progressive != "none" and "include_input" in encoding_parameters(cfg.encoding["type"]):
+            cfg.encoding.setdefault("include_input", True)  # SAPE keeps the raw coordinates always open
+        if not args.method:
+            prefix = {"global": "progressive+", "spatial": "sape+"}.get(args.progressive, "")
+            cfg.method = prefix + cfg.encoding["type"]
     values = vars(args)
     for key, value in values.items():
         if value is None or "." not in key:
             continue
         section, name = key.split(".", 1)
-        if section == "encoding":
+        if section == "progressive":
+            allowed = _policy_parameters()[cfg.progressive.get("type", "none")]
+            if name not in allowed:
+                raise PosencError(f"--{name.replace('_', '-')} needs a progressive policy that takes it (--progressive spatial)")
+            cfg.progressive[name] = value
+        elif section == "encoding":
             if name not in encoding_parameters(cfg.encoding["type"]):
                 raise PosencError(f"encoding {cfg.encoding['type']!r} has no setting {name!r}; it takes: "
                                   f"{', '.join(encoding_parameters(cfg.encoding['type'])) or 'nothing'}")
@@ -207,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     taken = set(_add_dataclass_flags(img, "data", ImageConfig, skip=("path",)))
     for section, cls in _SECTIONS.items():
         taken |= set(_add_dataclass_flags(img, section, cls))
-    _add_encoding_flags(img, taken | {"out", "config", "method", "resume", "quiet", "encoding"})
+    _add_policy_flags(img)
+    taken |= set(_policy_parameters()["spatial"]) | {"out", "config", "method", "resume", "quiet", "encoding", "progressive"}
+    _add_encoding_flags(img, taken)
     img.set_defaults(func=_cmd_fit)
 
     render = sub.add_parser("render", help="render a saved image model at any size")

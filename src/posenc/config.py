@@ -30,7 +30,7 @@ class NetworkConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation: full-batch Adam for ``iters`` steps."""
+    """Optimisation: full-batch Adam for ``iters`` steps; ``frames`` snapshots during training (0 = none)."""
 
     iters: int = 2000
     lr: float = 1e-3
@@ -38,6 +38,7 @@ class TrainConfig:
     threads: int = 0
     device: str = "cpu"
     checkpoint_every: int = 500
+    frames: int = 0
 
 
 @dataclass
@@ -51,12 +52,13 @@ class ImageConfig:
 
 @dataclass
 class FitConfig:
-    """One complete fit: task data, encoding (a registry config dict), network and training."""
+    """One complete fit: task data, encoding and progressive policy (registry config dicts), network, training."""
 
     task: str = "image"
     method: str = "gaussian"
     data: ImageConfig = field(default_factory=ImageConfig)
     encoding: dict[str, Any] = field(default_factory=lambda: {"type": "gaussian"})
+    progressive: dict[str, Any] = field(default_factory=lambda: {"type": "none"})
     network: NetworkConfig = field(default_factory=NetworkConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

@@ -1,8 +1,10 @@
 """Method names used by the CLI and the benchmarks, and building a :class:`Field` from a config.
 
-A method is an encoding name (``gaussian``), or a preset (``siren``), optionally with settings:
-``gaussian:sigma=12:features=128``. Settings may name encoding parameters or the network/training
-fields ``width``, ``depth``, ``activation``, ``output``, ``omega0``, ``lr``.
+A method is an encoding name (``gaussian``), a preset (``siren``), or a policy over an encoding
+(``sape+gaussian``: spatially-adaptive progression, ``progressive+gaussian``: global progression),
+optionally with settings: ``sape+gaussian:sigma=20:mask_grid=64``. Settings may name encoding parameters,
+policy parameters (``epsilon``, ``mask_grid``, ``smooth``) or the network/training fields ``width``,
+``depth``, ``activation``, ``output``, ``omega0``, ``lr``.
 """
 
 from __future__ import annotations
@@ -22,12 +24,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     "siren": {"encoding": {"type": "none"}, "network": {"type": "siren", "output": "none"}, "train": {"lr": 1e-4}},
 }
 
+# policy prefixes: "sape+ENC" and "progressive+ENC"; SAPE feeds the raw coordinates as identity channels
+POLICY_PREFIXES = {"sape": "spatial", "progressive": "global"}
+_POLICY_KEYS = {"epsilon": float, "mask_grid": int, "smooth": int}
 _NETWORK_KEYS = {"width": int, "depth": int, "activation": str, "output": str, "omega0": float}
 _TRAIN_KEYS = {"lr": float}
 
 
 def method_names() -> list[str]:
-    return sorted(set(encoding_names()) | set(PRESETS))
+    base = set(encoding_names()) | set(PRESETS)
+    composed = {f"{p}+{e}" for p in POLICY_PREFIXES for e in encoding_names() if e != "none"}
+    return sorted(base | composed)
 
 
 def _parse_value(text: str) -> Any:
@@ -61,8 +68,14 @@ def apply_method(base: FitConfig, spec: str) -> FitConfig:
     name, settings = parse_method(spec)
     cfg = copy.deepcopy(base)
     cfg.method = spec
-    preset = PRESETS.get(name, {"encoding": {"type": name}})
+    policy, _, enc_name = name.rpartition("+")
+    preset = PRESETS.get(enc_name, {"encoding": {"type": enc_name}})
     cfg.encoding = dict(preset["encoding"])
+    cfg.progressive = {"type": "none"}
+    if policy:
+        cfg.progressive = {"type": POLICY_PREFIXES[policy]}
+        if "include_input" in encoding_parameters(enc_name):
+            cfg.encoding["include_input"] = True
     cfg.network = dataclasses.replace(cfg.network, **preset.get("network", {}))
     cfg.train = dataclasses.replace(cfg.train, **preset.get("train", {}))
     enc_keys = encoding_parameters(cfg.encoding["type"])
@@ -71,17 +84,22 @@ def apply_method(base: FitConfig, spec: str) -> FitConfig:
             setattr(cfg.network, key, _NETWORK_KEYS[key](value))
         elif key in _TRAIN_KEYS:
             setattr(cfg.train, key, _TRAIN_KEYS[key](value))
+        elif key in _POLICY_KEYS and policy:
+            cfg.progressive[key] = _POLICY_KEYS[key](value)
         elif key in enc_keys:
             cfg.encoding[key] = value
         else:
-            valid = sorted(set(enc_keys) | set(_NETWORK_KEYS) | set(_TRAIN_KEYS))
+            valid = sorted(set(enc_keys) | set(_NETWORK_KEYS) | set(_TRAIN_KEYS) | (set(_POLICY_KEYS) if policy else set()))
             raise PosencError(f"method {name!r} has no setting {key!r}; valid: {', '.join(valid)}")
     return cfg
 
 
 def build_field(cfg: FitConfig, in_dim: int, out_dim: int) -> Field:
-    """Encoding (from the registry) + network, as the config describes."""
+    """Encoding (from the registry) + band-mask policy + network, as the config describes."""
+    from .progressive import build_policy
+
     encoding = build_encoding(cfg.encoding, in_dim)
+    policy = build_policy(cfg.progressive, encoding, cfg.train.iters)
     net = cfg.network
     if net.type == "mlp":
         network = MLP(encoding.out_dim, out_dim, net.width, net.depth, net.activation, net.output)
@@ -90,4 +108,4 @@ def build_field(cfg: FitConfig, in_dim: int, out_dim: int) -> Field:
         network = Siren(encoding.out_dim, out_dim, net.width, net.depth, net.omega0, net.output, center_input=raw)
     else:
         raise PosencError(f"unknown network {net.type!r}; valid: mlp, siren")
-    return Field(encoding, network)
+    return Field(encoding, network, policy if policy.active else None)

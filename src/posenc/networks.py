@@ -110,15 +110,18 @@ def count_parameters(module: nn.Module) -> int:
 
 
 class Field(nn.Module):
-    """A coordinate field: ``network(encoding(x))``, ``(..., in_dim) -> (..., out_dim)``.
+    """A coordinate field: ``network(mask(x) * encoding(x))``, ``(..., in_dim) -> (..., out_dim)``.
 
-    ``forward_encoded`` takes pre-computed features, so a fixed training grid is encoded once.
+    ``policy`` is a band-mask policy (:mod:`posenc.progressive`; None = all bands open).
+    ``forward_encoded`` takes pre-computed (already masked) features, so a fixed training grid is
+    encoded once.
     """
 
-    def __init__(self, encoding: Encoding, network: nn.Module) -> None:
+    def __init__(self, encoding: Encoding, network: nn.Module, policy: nn.Module | None = None) -> None:
         super().__init__()
         self.encoding = encoding
         self.network = network
+        self.policy = policy
 
     @property
     def in_dim(self) -> int:
@@ -132,7 +135,12 @@ class Field(nn.Module):
         return self.network(features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_encoded(self.encoding(x))
+        features = self.encoding(x)
+        if self.policy is not None and self.policy.active:
+            flat = x.reshape(-1, x.shape[-1])
+            mask = self.policy.mask(flat)
+            features = features * (mask if mask.dim() == 1 else mask.reshape(*x.shape[:-1], -1))
+        return self.forward_encoded(features)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, chunk: int = 65536) -> torch.Tensor:

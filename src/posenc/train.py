@@ -6,7 +6,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -111,6 +111,24 @@ class Trainer:
         self.start = 0
         self.seconds_before = 0.0
         self.history: list[tuple[int, float]] = []
+        k = cfg.train.frames
+        self.frame_at = {max(1, round(cfg.train.iters * (i + 1) / k)) for i in range(k)} if k > 0 else set()
+        self.frames: list[tuple[int, Any, Any]] = []
+
+    def _snapshot(self, iteration: int) -> None:
+        """Keep a picture of the current fit (and of the policy's frequency map) for ``--frames``."""
+        self.field.eval()
+        pred = self.task.predict_image(self.field)
+        heat = self._policy_map()
+        self.frames.append((iteration, pred, heat))
+        self.field.train()
+
+    def _policy_map(self) -> Any:
+        policy = self.field.policy
+        if policy is None:
+            return None
+        with torch.no_grad():
+            return policy.max_frequency(self.task.coords.to(self.device)).numpy()
 
     # -- checkpoints ---------------------------------------------------------------------
     def _checkpoint(self, iteration: int, seconds: float) -> None:
@@ -136,6 +154,31 @@ class Trainer:
         return True
 
     # -- the loop ------------------------------------------------------------------------
+    @staticmethod
+    def _make_forward(field: Field, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+        """The training forward pass on the fixed training points ``x``.
+
+        A fixed encoding is evaluated once; a policy's mask multiplies the cached features and is
+        recomputed only when the policy reports a change (after progression ends, never again).
+        """
+        if not field.encoding.fixed:
+            return lambda: field(x)
+        with torch.no_grad():
+            base = field.encoding(x)
+        policy = field.policy
+        if policy is None:
+            return lambda: field.network(base)
+        cache: dict[str, Any] = {"version": None, "inputs": None}
+
+        def forward() -> torch.Tensor:
+            if cache["version"] != policy.version:
+                with torch.no_grad():
+                    cache["inputs"] = base * policy.train_mask()
+                cache["version"] = policy.version
+            return field.network(cache["inputs"])
+
+        return forward
+
     def train(self) -> float:
         """Train from ``self.start`` to ``iters``; returns the training seconds (including resumed time)."""
         from tqdm import tqdm
@@ -144,23 +187,24 @@ class Trainer:
         x, y = self.task.train_data()
         x, y = x.to(self.device), y.to(self.device)
         field = self.field.train()
-        if field.encoding.fixed:
-            # the encoding of a fixed training set does not depend on parameters: compute it once
-            with torch.no_grad():
-                inputs = field.encoding(x)
-            forward = field.forward_encoded
-        else:
-            inputs, forward = x, field
+        policy = field.policy
+        if policy is not None:
+            policy.bind(x)
+        forward = self._make_forward(field, x)
         bar = tqdm(total=cfg.iters, initial=self.start, disable=not self.progress, desc="fit", unit="it", dynamic_ncols=True)
         t0 = time.perf_counter()
         it = self.start
         try:
             for it in range(self.start, cfg.iters):
                 self.opt.zero_grad(set_to_none=True)
-                per_sample = self.task.loss_per_sample(forward(inputs), y)
+                per_sample = self.task.loss_per_sample(forward(), y)
                 loss = per_sample.mean()
                 loss.backward()
                 self.opt.step()
+                if policy is not None:
+                    policy.step(it, per_sample.detach())
+                if self.frame_at and it + 1 in self.frame_at:
+                    self._snapshot(it + 1)
                 if it % 25 == 0 or it == cfg.iters - 1:
                     value = float(loss.detach())
                     if not math.isfinite(value):
@@ -197,6 +241,12 @@ class Trainer:
                 "loss_history": self.history,
             }
         )
+        policy = self.field.policy
+        if policy is not None:
+            metrics["policy"] = policy.summary()
+            self.task.write_frequency_map(self._policy_map(), float(policy.band_freqs.max()), self.out)
+        if self.frames:
+            self.task.write_frames(self.frames, float(policy.band_freqs.max()) if policy is not None else 0.0, self.out)
         self.task.write_outputs(pred, self.out, metrics)
         save_model(self.out / MODEL_FILE, self.field, self.cfg)
         atomic_write_json(self.out / "metrics.json", metrics)

@@ -95,3 +95,24 @@ def fourier_basis_figure(B: np.ndarray, size: int = 100) -> np.ndarray:
     out = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
     plt.close(fig)
     return out
+
+
+def colorbar_figure(values: np.ndarray, vmax: float, label: str, title: str = "", cmap: str = "inferno") -> np.ndarray:
+    """A (H, W) map drawn with a labelled colour bar over [0, vmax]: -> uint8 RGB picture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.4), dpi=110)
+    im = ax.imshow(values, cmap=cmap, vmin=0.0, vmax=max(vmax, 1e-9), interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label(label)
+    fig.tight_layout()
+    fig.canvas.draw()
+    out = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return out

@@ -14,9 +14,9 @@ import torch
 
 from ..config import ImageConfig
 from ..errors import PosencError
-from ..io import load_image, prepare_image, save_image
+from ..io import load_image, prepare_image, save_gif, save_image
 from ..metrics import psnr, ssim
-from ..viz import error_map, labelled_strip
+from ..viz import colorbar_figure, error_map, heatmap, labelled_strip
 
 PROTOCOLS = ("fit", "gen25")
 
@@ -101,6 +101,26 @@ class ImageTask:
         label = f"reconstruction {metrics['psnr']:.2f} dB" + (f" (held-out {held:.2f})" if held is not None else "")
         strip = labelled_strip([self.image, pred, err], ["target", label, "|error| (0 - 0.25)"])
         save_image(out_dir / "comparison.png", strip)
+
+
+    def write_frequency_map(self, values: np.ndarray, vmax: float, out_dir: Path) -> None:
+        """``heatmap.png``: the highest unmasked frequency at every pixel (SAPE Fig. 8), with a colour bar."""
+        fig = colorbar_figure(values.reshape(self.res, self.res), vmax, "max unmasked frequency (cycles / unit)",
+                              "progressive mask: frequency per location")
+        save_image(out_dir / "heatmap.png", fig)
+
+    def write_frames(self, frames: list[tuple[int, np.ndarray, Any]], vmax: float, out_dir: Path) -> None:
+        """``frames/NNNNN.png`` (reconstruction | frequency map) and ``frames.gif``."""
+        pictures = []
+        for it, pred, heat in frames:
+            tiles, labels = [pred], [f"iteration {it}"]
+            if heat is not None:
+                tiles.append(heatmap(heat.reshape(self.res, self.res), vmax))
+                labels.append("max frequency")
+            strip = labelled_strip(tiles, labels)
+            save_image(out_dir / "frames" / f"{it:05d}.png", strip)
+            pictures.append(strip)
+        save_gif(out_dir / "frames.gif", pictures, duration_ms=250)
 
 
 def render_image(field: torch.nn.Module, height: int, width: int, chunk: int = 65536) -> np.ndarray:
