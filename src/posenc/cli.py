@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import FitConfig, ImageConfig, NetworkConfig, TrainConfig, load_config
+from .config import TASK_CONFIGS, FitConfig, NetworkConfig, TrainConfig, load_config
 from .encodings import encoding_names, encoding_parameters
 from .errors import PosencError
 
@@ -96,7 +96,9 @@ def _add_policy_flags(parser: argparse.ArgumentParser) -> None:
 def _fit_config_from_args(args: argparse.Namespace) -> FitConfig:
     from .methods import apply_method
 
-    cfg = load_config(args.config) if args.config else FitConfig()
+    cfg = load_config(args.config) if args.config else FitConfig.for_task(args.task)
+    if cfg.task != args.task:
+        raise PosencError(f"{args.config} is a {cfg.task!r} config; use `posenc fit {cfg.task}`")
     if args.method:
         cfg = apply_method(cfg, args.method)
     if args.encoding:
@@ -138,7 +140,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from .train import fit
 
     cfg = _fit_config_from_args(args)
-    out = Path(args.out or f"runs/{Path(cfg.data.path).stem or 'astronaut'}-{cfg.method.replace(':', '_')}")
+    default_name = {"image": "astronaut", "signal1d": "signal1d"}.get(cfg.task, cfg.task)
+    out = Path(args.out or f"runs/{Path(cfg.data.path).stem or default_name}-{cfg.method.replace(':', '_')}")
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
@@ -147,9 +150,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"posenc: interrupted; checkpoint and metrics so far saved in {out} (resume with --resume)", file=sys.stderr)
         return 130
-    held = metrics.get("psnr_heldout")
+    held, ssim = metrics.get("psnr_heldout"), metrics.get("ssim")
     print(f"{out}: psnr {metrics['psnr']:.2f} dB" + (f", held-out {held:.2f} dB" if held is not None else "")
-          + f", ssim {metrics['ssim']:.3f}, {metrics['params']:,} params, {metrics['seconds']:.1f} s")
+          + (f", ssim {ssim:.3f}" if ssim is not None else "") + f", {metrics['params']:,} params, {metrics['seconds']:.1f} s")
     return 0
 
 
@@ -218,6 +221,17 @@ def _cmd_bench_images(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_signal(args: argparse.Namespace) -> int:
+    from .bench.signal import SignalBenchConfig, run_signal_bench
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bc = SignalBenchConfig(methods=methods, out=args.out, path=args.path, samples=args.samples, iters=args.iters,
+                           seeds=args.seeds, threads=args.threads)
+    out = run_signal_bench(bc, progress=not args.quiet)
+    print((out / "results.md").read_text())
+    return 0
+
+
 def _cmd_bench_perf(args: argparse.Namespace) -> int:
     from .bench.perf import PerfConfig, format_perf, run_perf
 
@@ -232,21 +246,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = sub.add_parser("fit", help="fit a field to a signal")
     fit_sub = fit.add_subparsers(dest="task", required=True, parser_class=_Parser)
-    img = fit_sub.add_parser("image", help="fit an image (default: scikit-image's astronaut)")
-    img.add_argument("path", nargs="?", default=None, help="image file (any Pillow format); omit for the built-in image")
-    img.add_argument("--out", default=None, help="output folder (default runs/<image>-<method>)")
-    img.add_argument("--config", default=None, help="start from a config.json / .yaml (flags override it)")
-    img.add_argument("--method", default=None, help="a method name with optional settings, e.g. gaussian:sigma=12 or siren")
-    img.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    img.add_argument("--quiet", action="store_true", help="no progress bar")
-    img.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    taken = set(_add_dataclass_flags(img, "data", ImageConfig, skip=("path",)))
-    for section, cls in _SECTIONS.items():
-        taken |= set(_add_dataclass_flags(img, section, cls))
-    _add_policy_flags(img)
-    taken |= set(_policy_parameters()["spatial"]) | {"out", "config", "method", "resume", "quiet", "encoding", "progressive"}
-    _add_encoding_flags(img, taken)
-    img.set_defaults(func=_cmd_fit)
+    helps = {"image": ("fit an image (default: scikit-image's astronaut)", "image file (any Pillow format); omit for the built-in image"),
+             "signal1d": ("fit a 1-D signal (default: the built-in smooth + high-frequency signal)", ".npy or .csv column; omit for the built-in signal")}
+    for task, data_cls in TASK_CONFIGS.items():
+        tp = fit_sub.add_parser(task, help=helps[task][0])
+        tp.add_argument("path", nargs="?", default=None, help=helps[task][1])
+        tp.add_argument("--out", default=None, help="output folder (default runs/<input>-<method>)")
+        tp.add_argument("--config", default=None, help="start from a config.json / .yaml (flags override it)")
+        tp.add_argument("--method", default=None, help="a method name with optional settings, e.g. gaussian:sigma=12, siren, sape+gaussian")
+        tp.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+        tp.add_argument("--quiet", action="store_true", help="no progress bar")
+        tp.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+        taken = set(_add_dataclass_flags(tp, "data", data_cls, skip=("path",)))
+        for section, cls in _SECTIONS.items():
+            taken |= set(_add_dataclass_flags(tp, section, cls))
+        _add_policy_flags(tp)
+        taken |= set(_policy_parameters()["spatial"]) | {"out", "config", "method", "resume", "quiet", "encoding", "progressive"}
+        _add_encoding_flags(tp, taken)
+        tp.set_defaults(func=_cmd_fit)
 
     render = sub.add_parser("render", help="render a saved image model at any size")
     render.add_argument("run", help="run folder (or model.safetensors)")
@@ -286,6 +303,16 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--out", required=True)
     bi.add_argument("--quiet", action="store_true")
     bi.set_defaults(func=_cmd_bench_images)
+    bs = bench_sub.add_parser("signal1d", help="methods on a 1-D signal (SAPE Fig. 2): results.md and comparison.png")
+    bs.add_argument("--methods", default="none,gaussian:sigma=30,progressive+gaussian:sigma=30,sape+gaussian:sigma=30")
+    bs.add_argument("--path", default="", help=".npy / .csv signal (default: built-in)")
+    bs.add_argument("--samples", type=int, default=128)
+    bs.add_argument("--iters", type=int, default=2000)
+    bs.add_argument("--seeds", type=int, default=3)
+    bs.add_argument("--threads", type=int, default=1)
+    bs.add_argument("--out", required=True)
+    bs.add_argument("--quiet", action="store_true")
+    bs.set_defaults(func=_cmd_bench_signal)
     bp = bench_sub.add_parser("perf", help="matmul peak and training-step speed")
     bp.add_argument("--threads", type=int, default=2)
     bp.add_argument("--points", type=int, default=16384)
@@ -306,6 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PosencError as exc:
         print(f"posenc: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
 
 
 if __name__ == "__main__":

@@ -51,12 +51,27 @@ class ImageConfig:
 
 
 @dataclass
+class Signal1DConfig:
+    """The 1-D task: ``path`` ('' = the built-in signal, or a .npy / .csv column), ``samples`` regularly
+    spaced training samples, evaluation on ``eval_points`` dense points."""
+
+    path: str = ""
+    samples: int = 128
+    eval_points: int = 2048
+
+
+# task name -> its data config class, and the network output activation that suits its values
+TASK_CONFIGS: dict[str, type] = {"image": ImageConfig, "signal1d": Signal1DConfig}
+TASK_OUTPUT = {"image": "sigmoid", "signal1d": "none"}
+
+
+@dataclass
 class FitConfig:
     """One complete fit: task data, encoding and progressive policy (registry config dicts), network, training."""
 
     task: str = "image"
     method: str = "gaussian"
-    data: ImageConfig = field(default_factory=ImageConfig)
+    data: Any = field(default_factory=ImageConfig)
     encoding: dict[str, Any] = field(default_factory=lambda: {"type": "gaussian"})
     progressive: dict[str, Any] = field(default_factory=lambda: {"type": "none"})
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -67,7 +82,24 @@ class FitConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FitConfig":
-        return _from_dict(cls, data, "config")
+        if not isinstance(data, dict):
+            raise PosencError("config must be a mapping")
+        data = dict(data)
+        task = data.get("task", "image")
+        if task not in TASK_CONFIGS:
+            raise PosencError(f"unknown task {task!r}; valid: {', '.join(TASK_CONFIGS)}")
+        payload = data.pop("data", {})
+        cfg = _from_dict(cls, data, "config")
+        cfg.data = _from_dict(TASK_CONFIGS[task], payload, "config.data")
+        return cfg
+
+    @classmethod
+    def for_task(cls, task: str, **kwargs: Any) -> "FitConfig":
+        """Defaults for ``task`` (its data config class)."""
+        if task not in TASK_CONFIGS:
+            raise PosencError(f"unknown task {task!r}; valid: {', '.join(TASK_CONFIGS)}")
+        kwargs.setdefault("network", NetworkConfig(output=TASK_OUTPUT[task]))
+        return cls(task=task, data=TASK_CONFIGS[task](), **kwargs)
 
 
 def _from_dict(cls: type, data: Any, where: str) -> Any:
@@ -90,6 +122,8 @@ def _from_dict(cls: type, data: Any, where: str) -> Any:
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
+    if hint is Any:
+        return value
     if origin is dict:
         if not isinstance(value, dict):
             raise PosencError(f"{where} must be a mapping")

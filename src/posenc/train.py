@@ -118,7 +118,7 @@ class Trainer:
     def _snapshot(self, iteration: int) -> None:
         """Keep a picture of the current fit (and of the policy's frequency map) for ``--frames``."""
         self.field.eval()
-        pred = self.task.predict_image(self.field)
+        pred = self.task.predict(self.field)
         heat = self._policy_map()
         self.frames.append((iteration, pred, heat))
         self.field.train()
@@ -226,7 +226,7 @@ class Trainer:
     def finish(self, seconds: float, iterations: int | None = None, interrupted: bool = False) -> dict[str, Any]:
         """Evaluate and write the model, metrics and pictures."""
         self.field.eval()
-        pred = self.task.predict_image(self.field)
+        pred = self.task.predict(self.field)
         metrics = self.task.evaluate(pred)
         metrics.update(
             {

@@ -6,8 +6,9 @@ from typing import Any
 
 from ..errors import PosencError
 from .image import ImageTask
+from .signal1d import Signal1DTask
 
-TASKS = {"image": ImageTask}
+TASKS = {"image": ImageTask, "signal1d": Signal1DTask}
 
 
 def make_task(name: str, data_config: Any) -> Any:
@@ -16,4 +17,4 @@ def make_task(name: str, data_config: Any) -> Any:
     return TASKS[name](data_config)
 
 
-__all__ = ["ImageTask", "TASKS", "make_task"]
+__all__ = ["ImageTask", "Signal1DTask", "TASKS", "make_task"]

@@ -76,11 +76,9 @@ class ImageTask:
     def progress_metrics(loss: float) -> dict[str, float]:
         return {"loss": loss, "psnr": -10.0 * np.log10(max(loss, 1e-12))}
 
-    def predict_image(self, field: torch.nn.Module, height: int | None = None, width: int | None = None) -> np.ndarray:
-        """Render the field on an H x W pixel grid (chunked): -> (H, W, 3) float in [0, 1]."""
-        height = height or self.res
-        width = width or self.res
-        return render_image(field, height, width)
+    def predict(self, field: torch.nn.Module) -> np.ndarray:
+        """Render the field on the task's R x R pixel grid (chunked): -> (R, R, 3) float in [0, 1]."""
+        return render_image(field, self.res, self.res)
 
     def evaluate(self, pred: np.ndarray) -> dict[str, Any]:
         """``psnr`` (all pixels), ``psnr_heldout`` (gen25: pixels not trained on), ``psnr_train``, ``ssim``."""
