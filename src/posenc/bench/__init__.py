@@ -1,0 +1,1 @@
+"""Benchmarks: thin loops over tasks x methods that write results.jsonl, results.md and pictures."""

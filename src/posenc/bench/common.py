@@ -1,0 +1,57 @@
+"""Shared benchmark plumbing: a job pool that never oversubscribes the cores, and table statistics."""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import multiprocessing as mp
+import os
+import signal
+import sys
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Any, Callable, Iterable, Iterator
+
+
+def _die_with_parent() -> None:
+    """Worker initialiser: on Linux, ask the kernel to end this worker when the bench process dies,
+    so a killed benchmark never leaves orphan fits competing for the cores."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def run_jobs(fn: Callable[[Any], Any], jobs: list[Any], workers: int) -> Iterator[tuple[Any, Any]]:
+    """Yield ``(job, fn(job))`` as jobs finish. ``workers > 1`` runs them in separate processes
+    (``spawn``), and each job is expected to pin itself to one thread."""
+    if workers <= 1:
+        for job in jobs:
+            yield job, fn(job)
+        return
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent) as pool:
+        pending = {pool.submit(fn, job): job for job in jobs}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                job = pending.pop(fut)
+                yield job, fut.result()
+
+
+def default_workers() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def mean_std(values: Iterable[float | None]) -> tuple[float, float, int]:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return float("nan"), float("nan"), 0
+    m = sum(vals) / len(vals)
+    s = math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals)) if len(vals) > 1 else 0.0
+    return m, s, len(vals)
+
+
+def fmt_pm(values: Iterable[float | None], digits: int = 2) -> str:
+    m, s, n = mean_std(values)
+    return "-" if n == 0 else f"{m:.{digits}f} ± {s:.{digits}f}"

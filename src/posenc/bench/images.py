@@ -1,0 +1,181 @@
+"""``posenc bench images``: methods x images under one protocol, resumable, in the shape of SAPE Table 1."""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import FitConfig, ImageConfig, TrainConfig
+from ..errors import PosencError
+from ..io import append_jsonl, atomic_write_text, read_jsonl, save_image
+from ..methods import apply_method
+from ..viz import labelled_strip
+from .common import fmt_pm, run_jobs
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
+
+
+@dataclass
+class ImageBenchConfig:
+    """Settings shared by every run of an image benchmark."""
+
+    data: str
+    methods: list[str]
+    out: str
+    protocol: str = "gen25"
+    res: int = 256
+    iters: int = 2000
+    seed: int = 0
+    limit: int = 0
+    images: tuple[str, ...] = ()
+    workers: int = 1
+    threads: int = 0
+    device: str = "cpu"
+
+
+def list_images(folder: str | Path, limit: int = 0, names: tuple[str, ...] = ()) -> list[Path]:
+    """Images of ``folder`` in name order; ``names`` (stems) picks some, ``limit`` keeps the first K."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PosencError(f"data folder not found: {folder}")
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if names:
+        missing = sorted(set(names) - {p.stem for p in images})
+        if missing:
+            raise PosencError(f"no image named {', '.join(missing)} in {folder}")
+        images = [p for p in images if p.stem in names]
+    if not images:
+        raise PosencError(f"no images in {folder}")
+    return images[:limit] if limit > 0 else images
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", text)
+
+
+def run_key(image: str, cfg: FitConfig) -> str:
+    return f"{image}|{cfg.method}|{cfg.data.protocol}|{cfg.data.res}|{cfg.train.iters}|{cfg.train.seed}"
+
+
+def _one(job: dict[str, Any]) -> dict[str, Any]:
+    """Worker: fit one (image, method) and return its metrics (runs in a child process)."""
+    from ..train import fit
+
+    cfg = FitConfig.from_dict(job["config"])
+    metrics = fit(cfg, job["out"], progress=False)
+    metrics.pop("loss_history", None)
+    return metrics
+
+
+def run_image_bench(bc: ImageBenchConfig, progress: bool = True) -> Path:
+    """Run (or resume) the benchmark; returns the results folder."""
+    from tqdm import tqdm
+
+    if bc.iters <= 0:
+        raise PosencError(f"iters must be positive, got {bc.iters}")
+    if bc.workers < 1:
+        raise PosencError(f"workers must be >= 1, got {bc.workers}")
+    images = list_images(bc.data, bc.limit, bc.images)
+    out = Path(bc.out)
+    threads = 1 if bc.workers > 1 else bc.threads
+    base = FitConfig(data=ImageConfig(protocol=bc.protocol, res=bc.res), train=TrainConfig(iters=bc.iters, seed=bc.seed, threads=threads, device=bc.device))
+    configs = {m: apply_method(base, m) for m in bc.methods}  # validates every method before any run
+    done = {r["key"] for r in read_jsonl(out / "results.jsonl")}
+    jobs = []
+    for img in images:
+        for m, mcfg in configs.items():
+            cfg = FitConfig.from_dict(mcfg.to_dict())
+            cfg.data.path = str(img)
+            key = run_key(img.stem, cfg)
+            if key in done:
+                continue
+            jobs.append({"key": key, "image": img.stem, "method": m, "config": cfg.to_dict(), "out": str(out / "runs" / img.stem / slug(m))})
+    bar = tqdm(total=len(jobs), desc="bench", unit="fit", disable=not progress)
+    for job, metrics in run_jobs(_one, jobs, bc.workers):
+        append_jsonl(out / "results.jsonl", {"key": job["key"], "image": job["image"], "method": job["method"], "config": job["config"], "metrics": metrics})
+        bar.set_postfix_str(f"{job['image']} {job['method']} {metrics['psnr']:.2f} dB")
+        bar.update(1)
+        write_report(out, bc)
+    bar.close()
+    write_report(out, bc)
+    return out
+
+
+def write_report(out: Path, bc: ImageBenchConfig) -> None:
+    """results.md (mean ± std per method, per-image table) and a montage per image."""
+    rows = [r for r in read_jsonl(out / "results.jsonl") if r["method"] in bc.methods]
+    if not rows:
+        return
+    images = sorted({r["image"] for r in rows})
+    by = {(r["image"], r["method"]): r["metrics"] for r in rows}
+    lines = [
+        f"# Image benchmark: {Path(bc.data).name}, protocol {bc.protocol}, {bc.res} px, {bc.iters} iterations, seed {bc.seed}",
+        "",
+        "Made by: `posenc " + " ".join(shlex.quote(a) for a in _command(bc)) + "`",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, Python {sys.version.split()[0]}; "
+        f"{bc.workers} worker(s){' x 1 thread' if bc.workers > 1 else ''}. Mean ± std over {len(images)} image(s).",
+        "",
+        "| method | PSNR (dB) | held-out PSNR (dB) | SSIM | params | s / fit | runs |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in bc.methods:
+        ms = [by[(i, m)] for i in images if (i, m) in by]
+        if not ms:
+            continue
+        lines.append(
+            f"| {m} | {fmt_pm(x['psnr'] for x in ms)} | {fmt_pm(x.get('psnr_heldout') for x in ms)} | "
+            f"{fmt_pm((x['ssim'] for x in ms), 3)} | {ms[0]['params']:,} | {fmt_pm((x['seconds'] for x in ms), 0)} | {len(ms)} |"
+        )
+    lines += ["", "## PSNR per image (dB; held-out PSNR in brackets)", "", "| method | " + " | ".join(images) + " |", "|---|" + "---|" * len(images)]
+    for m in bc.methods:
+        cells = []
+        for i in images:
+            x = by.get((i, m))
+            held = x.get("psnr_heldout") if x else None
+            cells.append("-" if x is None else f"{x['psnr']:.2f}" + (f" ({held:.2f})" if held is not None else ""))
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", "Montages: `montage_<image>.png` (target, then each method with its PSNR).", ""]
+    atomic_write_text(out / "results.md", "\n".join(lines))
+    for i in images:
+        _montage(out, i, [m for m in bc.methods if (i, m) in by], by)
+
+
+def _montage(out: Path, image: str, methods: list[str], by: dict[tuple[str, str], Any]) -> None:
+    from PIL import Image
+
+    run_root = out / "runs" / image
+    target = run_root / slug(methods[0]) / "target.png"
+    if not target.exists():
+        return
+    tiles, labels = [np.asarray(Image.open(target).convert("RGB"))], ["target"]
+    for m in methods:
+        rec = run_root / slug(m) / "reconstruction.png"
+        if rec.exists():
+            tiles.append(np.asarray(Image.open(rec).convert("RGB")))
+            labels.append(f"{m} {by[(image, m)]['psnr']:.2f}")
+    save_image(out / f"montage_{image}.png", labelled_strip(tiles, labels, tile=192))
+
+
+def _command(bc: ImageBenchConfig) -> list[str]:
+    cmd = ["bench", "images", "--data", bc.data, "--methods", ",".join(bc.methods), "--protocol", bc.protocol,
+           "--res", str(bc.res), "--iters", str(bc.iters), "--seed", str(bc.seed), "--out", bc.out]
+    if bc.limit:
+        cmd += ["--limit", str(bc.limit)]
+    if bc.images:
+        cmd += ["--images", ",".join(bc.images)]
+    if bc.workers != 1:
+        cmd += ["--workers", str(bc.workers)]
+    return cmd
+
+
+def summary(out: Path) -> str:
+    return (out / "results.md").read_text() if (out / "results.md").exists() else json.dumps({})
