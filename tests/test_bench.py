@@ -43,3 +43,15 @@ def test_mlp_flop_count():
 
 def test_threads_fixed_in_tests():
     assert torch.get_num_threads() == 1
+
+
+def test_sweep_plot_groups_methods_by_setting(tmp_path):
+    from posenc.bench.plots import sweep_plot
+    from posenc.io import append_jsonl
+
+    for method, image, psnr in [("gaussian:sigma=5", "a", 20.0), ("gaussian:sigma=5", "b", 22.0),
+                                ("gaussian:sigma=10", "a", 25.0), ("sape+gaussian:sigma=10", "a", 27.0), ("none", "a", 15.0)]:
+        append_jsonl(tmp_path / "results.jsonl", {"method": method, "image": image, "metrics": {"psnr": psnr}})
+    series = sweep_plot([tmp_path], "sigma", tmp_path / "plot.png")
+    assert series == {"gaussian": [(5.0, 21.0, 1.0), (10.0, 25.0, 0.0)], "sape+gaussian": [(10.0, 27.0, 0.0)]}
+    assert (tmp_path / "plot.png").stat().st_size > 1000

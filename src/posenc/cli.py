@@ -232,6 +232,16 @@ def _cmd_bench_signal(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_plot(args: argparse.Namespace) -> int:
+    from .bench.plots import sweep_plot
+
+    series = sweep_plot(args.results, args.param, args.out, metric=args.metric, logx=not args.linear)
+    for name, pts in series.items():
+        print(name + ": " + ", ".join(f"{x:g} -> {m:.2f} ± {s:.2f}" for x, m, s in pts))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _cmd_bench_perf(args: argparse.Namespace) -> int:
     from .bench.perf import PerfConfig, format_perf, run_perf
 
@@ -313,6 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--out", required=True)
     bs.add_argument("--quiet", action="store_true")
     bs.set_defaults(func=_cmd_bench_signal)
+    bl = bench_sub.add_parser("plot", help="PSNR against a method setting (e.g. sigma) from results folders")
+    bl.add_argument("results", nargs="+", help="benchmark folders holding results.jsonl")
+    bl.add_argument("--param", required=True, help="method setting on the x axis, e.g. sigma or mask_grid")
+    bl.add_argument("--metric", default="psnr")
+    bl.add_argument("--linear", action="store_true", help="linear x axis (default log2)")
+    bl.add_argument("--out", required=True)
+    bl.set_defaults(func=_cmd_bench_plot)
     bp = bench_sub.add_parser("perf", help="matmul peak and training-step speed")
     bp.add_argument("--threads", type=int, default=2)
     bp.add_argument("--points", type=int, default=16384)
