@@ -13,29 +13,81 @@ import torch
 import torch.nn.functional as F
 
 
-def multilinear_weights(x: torch.Tensor, res: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Neighbour cells and weights of ``x`` ``(N, d)`` on an ``res^d`` grid.
+def corner_coordinates(x: torch.Tensor, res: int, vertices: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer coordinates ``(N, 2^d, d)`` of the 2^d grid nodes around each point of ``x`` ``(N, d)``
+    and their multilinear weights ``(N, 2^d)`` (non-negative, summing to 1).
 
-    Returns flat cell indices ``(N, 2^d)`` (row-major: axis 0 slowest) and weights ``(N, 2^d)``
-    that are non-negative and sum to 1.
+    ``vertices=False``: a cell-centred grid of ``res`` nodes per axis at ``(i + 0.5) / res`` (points
+    beyond the outer centres are clamped to the border). ``vertices=True``: ``res + 1`` nodes per axis
+    at ``i / res``, spanning [0, 1] exactly (feature grids, LPE, hash grids).
     """
     n, d = x.shape
-    pos = (x * res - 0.5).clamp(0.0, res - 1.0)  # continuous cell coordinate
-    lo = pos.floor().clamp(max=max(res - 2, 0)).long()
+    nodes = res + 1 if vertices else res
+    pos = x * res if vertices else x * res - 0.5
+    pos = pos.clamp(0.0, nodes - 1.0)
+    lo = pos.floor().clamp(max=max(nodes - 2, 0)).long()
     frac = pos - lo
-    if res == 1:
+    if nodes == 1:
         lo, frac = torch.zeros_like(lo), torch.zeros_like(frac)
-    strides = [res ** (d - 1 - a) for a in range(d)]
-    idx, wts = [], []
-    for corner in itertools.product((0, 1), repeat=d):
-        flat = torch.zeros(n, dtype=torch.long, device=x.device)
-        w = torch.ones(n, dtype=x.dtype, device=x.device)
-        for a, c in enumerate(corner):
-            flat = flat + (lo[:, a] + c).clamp(max=res - 1) * strides[a]
-            w = w * (frac[:, a] if c else 1.0 - frac[:, a])
-        idx.append(flat)
-        wts.append(w)
-    return torch.stack(idx, 1), torch.stack(wts, 1)
+    corners = torch.tensor(list(itertools.product((0, 1), repeat=d)), dtype=torch.long, device=x.device)  # (2^d, d)
+    coords = (lo[:, None, :] + corners[None]).clamp(max=nodes - 1)
+    w = torch.where(corners[None].bool(), frac[:, None, :], 1.0 - frac[:, None, :]).prod(-1)
+    return coords, w
+
+
+def flat_index(coords: torch.Tensor, nodes: int) -> torch.Tensor:
+    """Row-major flat index of integer grid coordinates ``(..., d)`` with ``nodes`` per axis."""
+    d = coords.shape[-1]
+    strides = torch.tensor([nodes ** (d - 1 - a) for a in range(d)], dtype=torch.long, device=coords.device)
+    return (coords * strides).sum(-1)
+
+
+def multilinear_weights(x: torch.Tensor, res: int, vertices: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat neighbour indices ``(N, 2^d)`` (row-major: axis 0 slowest) and weights ``(N, 2^d)`` of
+    ``x`` ``(N, d)`` on a grid (see :func:`corner_coordinates` for the two node layouts)."""
+    coords, w = corner_coordinates(x, res, vertices)
+    return flat_index(coords, res + 1 if vertices else res), w
+
+
+class _Interpolate(torch.autograd.Function):
+    """Weighted gather with a scatter-add backward.
+
+    Forward is ``embedding_bag`` (one fused kernel); the backward is a single ``index_add_`` into a
+    zero table, about 5x faster on this CPU than the generic backward of ``embedding_bag`` or of an
+    indexing expression (measured: 16 hash levels x 16,384 points, 14 ms vs 80 ms forward+backward).
+    """
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(idx, w)
+        ctx.rows = table.shape[0]
+        return torch.nn.functional.embedding_bag(idx, table, per_sample_weights=w, mode="sum")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:  # type: ignore[override]
+        idx, w = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None
+        src = (w[..., None] * grad[:, None, :]).reshape(-1, grad.shape[1])
+        out = torch.zeros(ctx.rows, grad.shape[1], dtype=grad.dtype, device=grad.device)
+        return out.index_add_(0, idx.reshape(-1), src), None, None
+
+
+def interpolate(table: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``sum_j w_j table[idx_j]``: table ``(V, F)``, idx/w ``(N, 2^d)`` -> ``(N, F)`` (differentiable in table)."""
+    return _Interpolate.apply(table, idx, w.to(table.dtype))
+
+
+def axis_weights(coords: torch.Tensor, res: int) -> torch.Tensor:
+    """Linear-interpolation matrix of 1-D coordinates ``(M,)`` onto ``res + 1`` vertices: ``(M, res + 1)``.
+
+    On a tensor-product set of points (an image's pixels) multilinear interpolation factorises into
+    one such matrix per axis, so a feature grid is interpolated by small dense matrix products.
+    """
+    idx, w = multilinear_weights(coords[:, None], res, vertices=True)
+    mat = torch.zeros(coords.shape[0], res + 1, dtype=coords.dtype, device=coords.device)
+    mat.scatter_add_(1, idx, w)
+    return mat
 
 
 def box_smooth(values: torch.Tensor, res: int, d: int, k: int = 3) -> torch.Tensor:

@@ -22,6 +22,13 @@ from .networks import MLP, Field, Siren
 PRESETS: dict[str, dict[str, Any]] = {
     # Sitzmann et al.: raw coordinates into sine layers; lr 1e-4 as in their image experiments.
     "siren": {"encoding": {"type": "none"}, "network": {"type": "siren", "output": "none"}, "train": {"lr": 1e-4}},
+    # LPE seed: 3 hidden layers of 64, leaky-ReLU
+    "lpe": {"encoding": {"type": "lpe"}, "network": {"width": 64, "depth": 3, "activation": "leaky_relu"}},
+    "multires_lpe": {"encoding": {"type": "multires_lpe"}, "network": {"width": 64, "depth": 3, "activation": "leaky_relu"}},
+    # instant-NGP: a small 2 x 64 ReLU MLP after the grid
+    "dense_grid": {"encoding": {"type": "dense_grid"}, "network": {"width": 64, "depth": 2}},
+    "multires_grid": {"encoding": {"type": "multires_grid"}, "network": {"width": 64, "depth": 2}},
+    "hash_grid": {"encoding": {"type": "hash_grid"}, "network": {"width": 64, "depth": 2}},
 }
 
 # policy prefixes: "sape+ENC" and "progressive+ENC"; SAPE feeds the raw coordinates as identity channels

@@ -89,6 +89,17 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tens
                 opt.state[p] = state
 
 
+def param_groups(field: Field, lr: float) -> list[dict[str, Any]]:
+    """Adam groups: the encoding's own parameters at its learning rate (LPE and grids: 1e-2), the rest at ``lr``."""
+    enc = [p for p in field.encoding.parameters() if p.requires_grad]
+    enc_ids = {id(p) for p in enc}
+    rest = [p for p in field.parameters() if p.requires_grad and id(p) not in enc_ids]
+    groups = [{"params": rest, "lr": lr}]
+    if enc:
+        groups.append({"params": enc, "lr": field.encoding.lr or lr})
+    return groups
+
+
 class Trainer:
     """Runs one fit: build task and field, train full-batch, evaluate, write every output.
 
@@ -107,7 +118,7 @@ class Trainer:
         self.task = make_task(cfg.task, cfg.data)
         seed_everything(cfg.train.seed)
         self.field = build_field(cfg, self.task.in_dim, self.task.out_dim).to(self.device)
-        self.opt = torch.optim.Adam(self.field.parameters(), lr=cfg.train.lr)
+        self.opt = torch.optim.Adam(param_groups(self.field, cfg.train.lr))
         self.start = 0
         self.seconds_before = 0.0
         self.history: list[tuple[int, float]] = []
@@ -158,22 +169,22 @@ class Trainer:
     def _make_forward(field: Field, x: torch.Tensor) -> Callable[[], torch.Tensor]:
         """The training forward pass on the fixed training points ``x``.
 
-        A fixed encoding is evaluated once; a policy's mask multiplies the cached features and is
-        recomputed only when the policy reports a change (after progression ends, never again).
+        The encoding is bound to ``x`` once (a fixed encoding is evaluated once; a learned one keeps
+        its interpolation plan). A policy's mask multiplies the features; for a fixed encoding the
+        masked features are cached until the policy reports a change (after progression, never again).
         """
-        if not field.encoding.fixed:
-            return lambda: field(x)
-        with torch.no_grad():
-            base = field.encoding(x)
+        encode = field.encoding.bind(x)
         policy = field.policy
         if policy is None:
-            return lambda: field.network(base)
+            return lambda: field.network(encode())
+        if not field.encoding.fixed:
+            return lambda: field.network(encode() * policy.train_mask())
         cache: dict[str, Any] = {"version": None, "inputs": None}
 
         def forward() -> torch.Tensor:
             if cache["version"] != policy.version:
                 with torch.no_grad():
-                    cache["inputs"] = base * policy.train_mask()
+                    cache["inputs"] = encode() * policy.train_mask()
                 cache["version"] = policy.version
             return field.network(cache["inputs"])
 

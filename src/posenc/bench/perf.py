@@ -25,6 +25,8 @@ CONFIGS: dict[str, tuple[str, int, int, NetworkConfig]] = {
     "gaussian": ("gaussian:features=256", 2, 3, _MLP3x256),
     # SAPE during progression (the mask changes every step: its worst case)
     "sape+gaussian": ("sape+gaussian:features=256:sigma=20", 2, 3, _MLP3x256),
+    "lpe": ("lpe:grid=32:bands=64", 2, 3, NetworkConfig(width=64, depth=3, activation="leaky_relu", output="sigmoid")),
+    "hash_grid": ("hash_grid:levels=16:features_per_level=2:log2_table=16", 2, 3, NetworkConfig(width=64, depth=2, output="sigmoid")),
 }
 
 
@@ -63,16 +65,26 @@ def mlp_step_flops(field: torch.nn.Module, points: int, input_grad: bool) -> flo
     return 3 * fwd - (0 if input_grad else first)
 
 
+def training_points(points: int, in_dim: int) -> torch.Tensor:
+    """The points a fit trains on: for 2-D a square pixel grid (as images are), else uniform random."""
+    side = int(round(points ** 0.5))
+    if in_dim == 2 and side * side == points:
+        from ..tasks.image import pixel_coordinates
+
+        return pixel_coordinates(side, side)
+    return torch.rand(points, in_dim, generator=torch.Generator().manual_seed(0))
+
+
 def time_training_step(spec: str, in_dim: int, out_dim: int, net: NetworkConfig, pc: PerfConfig) -> dict[str, Any]:
     """Median step time (forward, backward, Adam, policy update) on ``pc.points`` random points,
     through the same code path as :class:`posenc.train.Trainer` (2000-iteration schedule)."""
-    from ..train import Trainer
+    from ..train import Trainer, param_groups
 
     cfg = apply_method(FitConfig(network=net), spec)
     torch.manual_seed(0)
     field = build_field(cfg, in_dim, out_dim)
-    x, y = torch.rand(pc.points, in_dim), torch.rand(pc.points, out_dim)
-    opt = torch.optim.Adam(field.parameters(), lr=1e-3)
+    x, y = training_points(pc.points, in_dim), torch.rand(pc.points, out_dim)
+    opt = torch.optim.Adam(param_groups(field, 1e-3))
     fixed = field.encoding.fixed
     policy = field.policy
     if policy is not None:

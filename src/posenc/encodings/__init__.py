@@ -6,6 +6,8 @@ exposes its channel ``bands`` ordered from low to high frequency.
 
 from .base import Band, Encoding, build_encoding, encoding_class, encoding_names, encoding_parameters, register
 from .fourier import BasicEncoding, GaussianFourierFeatures, NoEncoding, PositionalEncoding
+from .grids import DenseGridEncoding, HashGridEncoding, MultiResGridEncoding
+from .lpe import LocalPositionalEncoding, MultiResLPE
 from .rbf import RBFGridEncoding
 
 __all__ = [
@@ -21,4 +23,9 @@ __all__ = [
     "PositionalEncoding",
     "GaussianFourierFeatures",
     "RBFGridEncoding",
+    "DenseGridEncoding",
+    "MultiResGridEncoding",
+    "HashGridEncoding",
+    "LocalPositionalEncoding",
+    "MultiResLPE",
 ]

@@ -38,6 +38,8 @@ class Encoding(nn.Module):
     """
 
     type_name: ClassVar[str] = ""
+    # learning rate of this encoding's own parameters (None: the run's lr); LPE and grids train faster
+    lr: float | None = None
 
     def __init__(self, in_dim: int, include_input: bool = False) -> None:
         super().__init__()
@@ -56,6 +58,18 @@ class Encoding(nn.Module):
     def band_frequencies(self) -> list[tuple[list[int], float]]:
         """Channel groups of :meth:`encode`'s output (0-based) with their frequency magnitude."""
         raise NotImplementedError
+
+    def bind(self, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+        """Return a function that encodes the fixed points ``x`` ``(N, in_dim)`` -> ``(N, out_dim)``.
+
+        Whatever does not depend on parameters is computed here, once; a fixed encoding returns its
+        cached output, learned encodings override this with their precomputed interpolation.
+        """
+        if self.fixed:
+            with torch.no_grad():
+                out = self(x)
+            return lambda: out
+        return lambda: self(x)
 
     @property
     def fixed(self) -> bool:
