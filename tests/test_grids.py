@@ -1,0 +1,124 @@
+"""LPE and feature grids against their definitions; fast (bound) and general paths agree."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from posenc.encodings import build_encoding
+from posenc.encodings.grids import PRIMES, level_resolutions, spatial_hash
+from posenc.grid import axis_weights, corner_coordinates, interpolate, multilinear_weights
+from posenc.tasks.image import pixel_coordinates
+
+
+def test_lpe_with_unit_coefficients_is_positional_encoding():
+    lpe = build_encoding({"type": "lpe", "grid": 4, "bands": 5, "max_freq": 16.0}, 2)
+    pe = build_encoding({"type": "positional", "frequencies": 5, "max_freq": 16.0}, 2)
+    x = torch.rand(50, 2)
+    torch.testing.assert_close(lpe(x), pe(x))
+    assert [b.frequency for b in lpe.bands] == pytest.approx([b.frequency for b in pe.bands])
+    g = build_encoding({"type": "lpe", "grid": 4, "bands": 6, "freqs": "gaussian", "sigma": 3.0}, 3)
+    ref = build_encoding({"type": "gaussian", "sigma": 3.0, "features": 6}, 3)
+    x3 = torch.rand(9, 3)
+    torch.testing.assert_close(g(x3), ref(x3))
+
+
+def test_lpe_is_amplitude_times_fourier_features():
+    lpe = build_encoding({"type": "lpe", "grid": 3, "bands": 4, "max_freq": 8.0}, 2)
+    with torch.no_grad():
+        lpe.coeffs.copy_(torch.rand_like(lpe.coeffs) * 2)
+    x = torch.rand(20, 2)
+    idx, w = multilinear_weights(x, 3, vertices=True)
+    a = (lpe.coeffs[idx] * w[..., None]).sum(1)
+    torch.testing.assert_close(lpe(x), a * lpe.fourier(x))
+    assert lpe.coeffs.numel() == 16 * lpe.out_dim  # (grid + 1)^d vertices x channels
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_vertex_interpolation_reproduces_vertex_values(d):
+    res = 4
+    table = torch.rand((res + 1) ** d, 3)
+    axes = [torch.arange(res + 1) / res] * d
+    verts = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d)
+    idx, w = multilinear_weights(verts, res, vertices=True)
+    torch.testing.assert_close(w.sum(1), torch.ones(len(verts)))
+    torch.testing.assert_close(interpolate(table, idx, w), table)
+    x = torch.rand(100, d)
+    _, w2 = corner_coordinates(x, res, vertices=True)
+    torch.testing.assert_close(w2.sum(1), torch.ones(100))
+
+
+def test_spatial_hash_matches_uint32_reference():
+    coords = torch.tensor([[0, 0], [1, 0], [0, 1], [5, 7], [511, 300], [1023, 1023]])
+    T = 2**14
+    for c in coords.tolist():
+        ref = 0
+        for a, v in enumerate(c):
+            ref ^= (v * PRIMES[a]) % 2**32
+        assert int(spatial_hash(torch.tensor([c]), T)[0]) == ref % T
+    c3 = torch.randint(0, 4096, (1000, 3))
+    h = spatial_hash(c3, 2**19)
+    assert int(h.min()) >= 0 and int(h.max()) < 2**19
+
+
+def test_hash_grid_levels_and_indices():
+    enc = build_encoding({"type": "hash_grid", "levels": 6, "features_per_level": 2, "log2_table": 10, "base_res": 4, "max_res": 128}, 2)
+    assert enc.resolutions == level_resolutions(6, 4, 128) == [4, 8, 16, 32, 64, 128]
+    # coarse levels fit the table and are dense; fine ones are hashed into 2^10 rows
+    assert enc.hashed == [False, False, False, True, True, True]
+    assert [t.shape[0] for t in enc.tables] == [25, 81, 289, 1024, 1024, 1024]
+    x = torch.rand(500, 2)
+    for level in range(6):
+        idx, w = enc.level_indices(x, level)
+        assert int(idx.min()) >= 0 and int(idx.max()) < enc.tables[level].shape[0]
+    assert enc.out_dim == 12 and enc.bands[0].frequency == 2.0 and enc.bands[-1].frequency == 64.0
+    for t in enc.tables:
+        assert float(t.detach().abs().max()) <= 1e-4
+
+
+def test_geometric_growth():
+    res = level_resolutions(16, 16, 512)
+    b = math.exp((math.log(512) - math.log(16)) / 15)
+    assert res[0] == 16 and res[-1] == 512
+    assert all(r == math.floor(16 * b**i + 1e-9) for i, r in enumerate(res))
+
+
+@pytest.mark.parametrize("cfg", [
+    {"type": "lpe", "grid": 5, "bands": 3},
+    {"type": "lpe", "grid": 5, "bands": 3, "freqs": "gaussian", "include_input": True},
+    {"type": "multires_lpe", "levels": 3, "base_grid": 2, "max_grid": 8, "bands": 3},
+    {"type": "dense_grid", "res": 6, "features": 3},
+    {"type": "multires_grid", "levels": 3, "base_res": 2, "max_res": 8},
+    {"type": "hash_grid", "levels": 4, "log2_table": 6, "base_res": 2, "max_res": 16},
+], ids=lambda c: c["type"])
+def test_bound_fast_path_equals_general_path_and_gradients_flow(cfg):
+    enc = build_encoding(cfg, 2)
+    with torch.no_grad():
+        for p in enc.parameters():
+            p.copy_(torch.randn_like(p))
+    x = pixel_coordinates(12, 10)  # a pixel grid: LPE takes the separable matrix path
+    fast = enc.bind(x)
+    torch.testing.assert_close(fast(), enc(x), rtol=1e-5, atol=1e-5)
+    xr = torch.rand(30, 2)  # scattered points: the gather path
+    torch.testing.assert_close(enc.bind(xr)(), enc(xr), rtol=1e-5, atol=1e-5)
+    # gradients reach every table / coefficient grid, identical on both paths
+    g1 = torch.autograd.grad(fast().square().sum(), list(enc.parameters()))
+    g2 = torch.autograd.grad(enc(x).square().sum(), list(enc.parameters()))
+    for a, b in zip(g1, g2):
+        assert float(a.abs().sum()) > 0
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert not enc.fixed and enc.lr == 1e-2
+
+
+def test_axis_weights_rows_sum_to_one():
+    m = axis_weights(torch.tensor([0.0, 0.3, 0.99, 1.0]), 4)
+    torch.testing.assert_close(m.sum(1), torch.ones(4))
+    assert float(m[1, 1]) == pytest.approx(0.8) and float(m[1, 2]) == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("name", ["lpe", "hash_grid", "dense_grid", "multires_grid", "multires_lpe"])
+def test_3d_shapes(name):
+    enc = build_encoding({"type": name}, 3) if name not in ("lpe", "multires_lpe") else build_encoding({"type": name, "bands": 4}, 3)
+    assert enc(torch.rand(7, 3)).shape == (7, enc.out_dim)
