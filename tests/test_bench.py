@@ -55,3 +55,17 @@ def test_sweep_plot_groups_methods_by_setting(tmp_path):
     series = sweep_plot([tmp_path], "sigma", tmp_path / "plot.png")
     assert series == {"gaussian": [(5.0, 21.0, 1.0), (10.0, 25.0, 0.0)], "sape+gaussian": [(10.0, 27.0, 0.0)]}
     assert (tmp_path / "plot.png").stat().st_size > 1000
+
+
+def test_match_params_within_ten_percent():
+    from posenc.methods import count_params, match_params
+
+    for method in ("lpe", "positional", "gaussian", "dense_grid", "multires_grid", "hash_grid"):
+        cfg = match_params(apply_method(FitConfig(), method), 60000, 2, 3)
+        n = count_params(cfg, 2, 3)
+        assert abs(n - 60000) <= 6000, (method, n)
+    import pytest
+    from posenc.errors import PosencError
+
+    with pytest.raises(PosencError, match="cannot size"):
+        match_params(apply_method(FitConfig(), "multires_lpe"), 1000, 2, 3)

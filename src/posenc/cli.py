@@ -214,7 +214,7 @@ def _cmd_bench_images(args: argparse.Namespace) -> int:
         raise PosencError("--methods needs at least one method")
     bc = ImageBenchConfig(data=args.data, methods=methods, out=args.out, protocol=args.protocol, res=args.res,
                           iters=args.iters, seed=args.seed, limit=args.limit, workers=args.workers,
-                          images=tuple(n.strip() for n in args.images.split(",") if n.strip()),
+                          images=tuple(n.strip() for n in args.images.split(",") if n.strip()), match_params=args.match_params,
                           threads=args.threads, device=args.device)
     out = run_image_bench(bc, progress=not args.quiet)
     print((out / "results.md").read_text())
@@ -307,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--seed", type=int, default=0)
     bi.add_argument("--limit", type=int, default=0, help="first K images only")
     bi.add_argument("--images", default="", help="comma-separated image names (stems) to use, e.g. kodim24")
+    bi.add_argument("--match-params", type=int, default=0, help="size every method to this many learned parameters (within 10%%)")
     bi.add_argument("--workers", type=int, default=1, help="parallel fits, one thread each")
     bi.add_argument("--threads", type=int, default=0, help="threads with --workers 1 (0 = all)")
     bi.add_argument("--device", default="cpu")

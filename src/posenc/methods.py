@@ -116,3 +116,78 @@ def build_field(cfg: FitConfig, in_dim: int, out_dim: int) -> Field:
     else:
         raise PosencError(f"unknown network {net.type!r}; valid: mlp, siren")
     return Field(encoding, network, policy if policy.active else None)
+
+
+# the size setting --match-params adjusts first, per encoding; the MLP width is the fallback
+SIZE_KNOBS = {"lpe": "grid", "multires_lpe": "max_grid", "dense_grid": "res", "multires_grid": "max_res", "hash_grid": "log2_table"}
+
+
+def count_params(cfg: FitConfig, in_dim: int, out_dim: int) -> int:
+    return build_field(cfg, in_dim, out_dim).parameter_counts()["total"]
+
+
+def _fit_knob(cfg: FitConfig, section: str, key: str, target: int, in_dim: int, out_dim: int, lo: int, hi: int,
+              below: bool = False) -> tuple[FitConfig, int]:
+    """Integer value of one (monotone) size setting closest to ``target`` parameters, by bisection
+    (``below``: the largest value that stays at or under the target)."""
+
+    def with_value(v: int) -> FitConfig:
+        c = copy.deepcopy(cfg)
+        if section == "encoding":
+            c.encoding[key] = v
+        else:
+            setattr(c.network, key, v)
+        return c
+
+    def fits(v: int) -> bool:
+        try:
+            return count_params(with_value(v), in_dim, out_dim) <= target
+        except PosencError:  # below a setting's minimum (e.g. max_grid < base_grid): too small
+            return True
+
+    # grow geometrically first, so no candidate is ever built far above the target size
+    top = lo
+    while top < hi and fits(top):
+        lo, top = top, min(hi, top * 2)
+    hi = top
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    sized = []
+    for v in [lo] if below else [lo, hi]:
+        try:
+            sized.append((abs(count_params(with_value(v), in_dim, out_dim) - target), v))
+        except PosencError:
+            continue
+    if not sized:
+        raise PosencError(f"cannot size {cfg.method!r} to {target:,} parameters with {key}")
+    best = with_value(min(sized)[1])
+    return best, count_params(best, in_dim, out_dim)
+
+
+def match_params(cfg: FitConfig, target: int, in_dim: int, out_dim: int, tolerance: float = 0.1) -> FitConfig:
+    """Resize ``cfg`` so its learned parameters (MLP + encoding) are within ``tolerance`` of ``target``.
+
+    The encoding's own size setting (grid resolution, table size) moves first; the MLP width then
+    absorbs what is left. Fails with a clear message when no size fits.
+    """
+    if target <= 0:
+        raise PosencError(f"--match-params must be positive, got {target}")
+    enc = cfg.encoding["type"]
+    out = cfg
+    if enc in SIZE_KNOBS:
+        key = SIZE_KNOBS[enc]
+        hi = 26 if key == "log2_table" else 1 << 16
+        lo = 4 if key == "log2_table" else 1
+        out, n = _fit_knob(cfg, "encoding", key, target, in_dim, out_dim, lo, hi)
+        if abs(n - target) <= 0.02 * target:
+            return out
+        # leave the rest to the MLP width: the encoding must not overshoot
+        out, n = _fit_knob(cfg, "encoding", key, target, in_dim, out_dim, lo, hi, below=True)
+    out, n = _fit_knob(out, "network", "width", target, in_dim, out_dim, 1, 1 << 16)
+    if abs(n - target) > tolerance * target:
+        raise PosencError(f"cannot size {cfg.method!r} to {target:,} parameters (closest {n:,})")
+    return out

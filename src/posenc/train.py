@@ -121,7 +121,7 @@ class Trainer:
         self.opt = torch.optim.Adam(param_groups(self.field, cfg.train.lr))
         self.start = 0
         self.seconds_before = 0.0
-        self.history: list[tuple[int, float]] = []
+        self.history: list[tuple[int, float, float]] = []  # (iteration, training loss, seconds)
         k = cfg.train.frames
         self.frame_at = {max(1, round(cfg.train.iters * (i + 1) / k)) for i in range(k)} if k > 0 else set()
         self.frames: list[tuple[int, Any, Any]] = []
@@ -220,7 +220,7 @@ class Trainer:
                     value = float(loss.detach())
                     if not math.isfinite(value):
                         raise PosencError(f"training diverged at iteration {it} (loss {value}); try a smaller lr")
-                    self.history.append((it, value))
+                    self.history.append((it + 1, value, round(self.seconds_before + time.perf_counter() - t0, 3)))
                     bar.set_postfix({k: f"{v:.4g}" for k, v in self.task.progress_metrics(value).items()}, refresh=False)
                 bar.update(1)
                 if cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0 and it + 1 < cfg.iters:

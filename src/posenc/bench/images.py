@@ -16,7 +16,7 @@ import numpy as np
 from ..config import FitConfig, ImageConfig, TrainConfig
 from ..errors import PosencError
 from ..io import append_jsonl, atomic_write_text, read_jsonl, save_image
-from ..methods import apply_method
+from ..methods import apply_method, match_params
 from ..viz import labelled_strip
 from .common import fmt_pm, run_jobs
 
@@ -38,6 +38,7 @@ class ImageBenchConfig:
     images: tuple[str, ...] = ()
     workers: int = 1
     threads: int = 0
+    match_params: int = 0
     device: str = "cpu"
 
 
@@ -61,8 +62,9 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", text)
 
 
-def run_key(image: str, cfg: FitConfig) -> str:
-    return f"{image}|{cfg.method}|{cfg.data.protocol}|{cfg.data.res}|{cfg.train.iters}|{cfg.train.seed}"
+def run_key(image: str, cfg: FitConfig, match: int = 0) -> str:
+    key = f"{image}|{cfg.method}|{cfg.data.protocol}|{cfg.data.res}|{cfg.train.iters}|{cfg.train.seed}"
+    return key + (f"|match{match}" if match else "")
 
 
 def _one(job: dict[str, Any]) -> dict[str, Any]:
@@ -88,13 +90,15 @@ def run_image_bench(bc: ImageBenchConfig, progress: bool = True) -> Path:
     threads = 1 if bc.workers > 1 else bc.threads
     base = FitConfig(data=ImageConfig(protocol=bc.protocol, res=bc.res), train=TrainConfig(iters=bc.iters, seed=bc.seed, threads=threads, device=bc.device))
     configs = {m: apply_method(base, m) for m in bc.methods}  # validates every method before any run
+    if bc.match_params:
+        configs = {m: match_params(c, bc.match_params, 2, 3) for m, c in configs.items()}
     done = {r["key"] for r in read_jsonl(out / "results.jsonl")}
     jobs = []
     for img in images:
         for m, mcfg in configs.items():
             cfg = FitConfig.from_dict(mcfg.to_dict())
             cfg.data.path = str(img)
-            key = run_key(img.stem, cfg)
+            key = run_key(img.stem, cfg, bc.match_params)
             if key in done:
                 continue
             jobs.append({"key": key, "image": img.stem, "method": m, "config": cfg.to_dict(), "out": str(out / "runs" / img.stem / slug(m))})
@@ -124,7 +128,7 @@ def write_report(out: Path, bc: ImageBenchConfig) -> None:
         f"Machine: {platform.processor() or platform.machine()}, Python {sys.version.split()[0]}; "
         f"{bc.workers} worker(s){' x 1 thread' if bc.workers > 1 else ''}. Mean ± std over {len(images)} image(s).",
         "",
-        "| method | PSNR (dB) | held-out PSNR (dB) | SSIM | params | s / fit | runs |",
+        "| method | PSNR (dB) | held-out PSNR (dB) | SSIM | params (MLP + encoding) | s / fit | runs |",
         "|---|---|---|---|---|---|---|",
     ]
     for m in bc.methods:
@@ -133,7 +137,7 @@ def write_report(out: Path, bc: ImageBenchConfig) -> None:
             continue
         lines.append(
             f"| {m} | {fmt_pm(x['psnr'] for x in ms)} | {fmt_pm(x.get('psnr_heldout') for x in ms)} | "
-            f"{fmt_pm((x['ssim'] for x in ms), 3)} | {ms[0]['params']:,} | {fmt_pm((x['seconds'] for x in ms), 0)} | {len(ms)} |"
+            f"{fmt_pm((x['ssim'] for x in ms), 3)} | {_params(ms[0])} | {fmt_pm((x['seconds'] for x in ms), 0)} | {len(ms)} |"
         )
     lines += ["", "## PSNR per image (dB; held-out PSNR in brackets)", "", "| method | " + " | ".join(images) + " |", "|---|" + "---|" * len(images)]
     for m in bc.methods:
@@ -147,6 +151,13 @@ def write_report(out: Path, bc: ImageBenchConfig) -> None:
     atomic_write_text(out / "results.md", "\n".join(lines))
     for i in images:
         _montage(out, i, [m for m in bc.methods if (i, m) in by], by)
+        _psnr_vs_time(out, i, [m for m in bc.methods if (i, m) in by])
+
+
+def _params(metrics: dict[str, Any]) -> str:
+    d = metrics.get("params_detail") or {}
+    total = f"{metrics['params']:,}"
+    return f"{total} ({d['network']:,} + {d['encoding']:,})" if d.get("encoding") else total
 
 
 def _montage(out: Path, image: str, methods: list[str], by: dict[tuple[str, str], Any]) -> None:
@@ -165,6 +176,38 @@ def _montage(out: Path, image: str, methods: list[str], by: dict[tuple[str, str]
     save_image(out / f"montage_{image}.png", labelled_strip(tiles, labels, tile=192))
 
 
+def _psnr_vs_time(out: Path, image: str, methods: list[str]) -> None:
+    """Training PSNR against wall-clock seconds for every method on one image (from each run's history)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    drawn = 0
+    for m in methods:
+        path = out / "runs" / image / slug(m) / "metrics.json"
+        if not path.exists():
+            continue
+        hist = json.loads(path.read_text()).get("loss_history") or []
+        if len(hist) < 2 or len(hist[0]) < 3:
+            continue
+        secs = [h[2] for h in hist]
+        psnr = [-10 * np.log10(max(h[1], 1e-12)) for h in hist]
+        ax.plot(secs, psnr, label=m)
+        drawn += 1
+    if drawn:
+        ax.set_xlabel("seconds")
+        ax.set_ylabel("training PSNR (dB)")
+        ax.set_title(image, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.canvas.draw()
+        save_image(out / f"psnr_vs_time_{image}.png", np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+    plt.close(fig)
+
+
 def _command(bc: ImageBenchConfig) -> list[str]:
     cmd = ["bench", "images", "--data", bc.data, "--methods", ",".join(bc.methods), "--protocol", bc.protocol,
            "--res", str(bc.res), "--iters", str(bc.iters), "--seed", str(bc.seed), "--out", bc.out]
@@ -172,6 +215,8 @@ def _command(bc: ImageBenchConfig) -> list[str]:
         cmd += ["--limit", str(bc.limit)]
     if bc.images:
         cmd += ["--images", ",".join(bc.images)]
+    if bc.match_params:
+        cmd += ["--match-params", str(bc.match_params)]
     if bc.workers != 1:
         cmd += ["--workers", str(bc.workers)]
     return cmd

@@ -1,4 +1,5 @@
-"""``posenc bench plot``: PSNR against a method setting (sigma, mask_grid, ...) from benchmark results.
+"""``posenc bench plot``: PSNR against a method setting (sigma, mask_grid, ...) or against the measured
+parameter count (``--param params``, e.g. results of several ``--match-params`` budgets).
 
 Methods are grouped by their name before the first ``:`` (``gaussian``, ``sape+gaussian``); the x value
 is the setting named by ``--param`` in the method string (``gaussian:sigma=20`` -> 20).
@@ -30,7 +31,11 @@ def sweep_plot(results: list[str | Path], param: str, out: str | Path, metric: s
             raise PosencError(f"no results.jsonl in {folder}")
         for row in read_jsonl(path):
             name, settings = parse_method(row["method"])
-            if param in settings and row["metrics"].get(metric) is not None:
+            if row["metrics"].get(metric) is None:
+                continue
+            if param == "params":  # x from the measured parameter count, one series per method name
+                values[name][float(row["metrics"]["params"])].append(float(row["metrics"][metric]))
+            elif param in settings:
                 values[name][float(settings[param])].append(float(row["metrics"][metric]))
     if not values:
         raise PosencError(f"no method in {', '.join(map(str, results))} sets {param!r}")
@@ -42,7 +47,9 @@ def sweep_plot(results: list[str | Path], param: str, out: str | Path, metric: s
         stds = [float(np.std(by_x[x])) for x in xs]
         series[name] = list(zip(xs, means, stds))
         ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=name)
-    if logx:
+    if logx and param == "params":
+        ax.set_xscale("log")
+    elif logx:
         ax.set_xscale("log", base=2)
         ax.set_xticks(sorted({x for s in values.values() for x in s}))
         ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
