@@ -28,6 +28,7 @@ def test_bench_images_writes_and_resumes(tmp_path):
     assert "| none |" in md and "gaussian:sigma=3" in md and "± " in md
     montage = np.asarray(Image.open(tmp_path / "out" / "montage_im0.png"))
     assert montage.shape[1] > 3 * 32
+    assert (tmp_path / "out" / "psnr_vs_time_im0.png").exists()
     # resume: nothing re-runs
     run_image_bench(bc, progress=False)
     assert len(read_jsonl(tmp_path / "out" / "results.jsonl")) == 4
