@@ -207,3 +207,11 @@ def test_checkpoint_round_trip_keeps_mask(image_path, tmp_path):
 
     rec = np.asarray(Image.open(run / "reconstruction.png"), dtype=np.float32) / 255
     assert np.abs(again - rec).max() <= 1 / 255 + 1e-6
+
+
+def test_blocks_open_groups_of_bands_together():
+    pol = GlobalProgression(gaussian(features=8), 40, epsilon=0.0, blocks=2)
+    assert pol.n == 2 and pol.tau == 10
+    for t in range(5):
+        pol.step(t, torch.ones(3))
+    torch.testing.assert_close(pol.band_alpha(None), torch.tensor([0.5] * 4 + [0.0] * 4))

@@ -19,6 +19,8 @@ A policy owns a soft mask ``alpha`` in [0, 1] per band and is advanced by the tr
 Both progressive policies implement the paper's soft linear ramp: a cell's state is one real
 "level" L (number of bands opened so far, fractional while a band ramps) and ``alpha_k = clamp(L - k,
 0, 1)``. (The public SAPE code opens whole blocks at once; its ramp sits after an early ``return``.)
+``blocks`` groups consecutive bands into that many steps that open together (the public silhouette
+setting uses 6); by default every band is its own step.
 """
 
 from __future__ import annotations
@@ -41,15 +43,21 @@ class MaskPolicy(nn.Module):
 
     type_name = "none"
 
-    def __init__(self, encoding: Encoding, iters: int) -> None:
+    def __init__(self, encoding: Encoding, iters: int, blocks: int = 0) -> None:
         super().__init__()
         bands = encoding.bands
         moving = [b for b in bands if not b.identity]
         self.d = encoding.in_dim
-        self.n = len(moving)
         self.iters = int(iters)
+        if blocks < 0:
+            raise PosencError(f"blocks must be >= 0 (0 = one band per step), got {blocks}")
+        # the ramp moves in steps: one band each, or `blocks` equal groups of consecutive bands
+        self.bands_total = len(moving)
+        self.n = min(blocks, len(moving)) if blocks else len(moving)
+        step = torch.arange(len(moving)) * self.n // max(len(moving), 1)
+        self.register_buffer("step_of_band", step.float(), persistent=False)
         # channel -> column of the extended band mask; column n is the always-open identity column
-        col = torch.full((encoding.out_dim,), self.n, dtype=torch.long)
+        col = torch.full((encoding.out_dim,), len(moving), dtype=torch.long)
         for k, band in enumerate(moving):
             col[list(band.channels)] = k
         self.register_buffer("band_of_channel", col, persistent=False)
@@ -93,20 +101,20 @@ class MaskPolicy(nn.Module):
 
     def max_frequency(self, x: torch.Tensor) -> torch.Tensor:
         """Highest unmasked band frequency (alpha > 0) at each point: ``(N, d) -> (N,)``."""
-        top = float(self.band_freqs.max()) if self.n else 0.0
+        top = float(self.band_freqs.max()) if self.bands_total else 0.0
         alpha = self.band_alpha(x)
-        if alpha is None or self.n == 0:
+        if alpha is None or self.bands_total == 0:
             return torch.full((x.shape[0],), top)
         alpha = alpha.expand(x.shape[0], -1) if alpha.dim() == 1 else alpha
         open_ = alpha > 1e-6
-        last = torch.where(open_, torch.arange(self.n, device=alpha.device), torch.full_like(alpha, -1, dtype=torch.long)).amax(-1)
+        last = torch.where(open_, torch.arange(self.bands_total, device=alpha.device), torch.full_like(alpha, -1, dtype=torch.long)).amax(-1)
         freqs = torch.cat([torch.zeros(1, device=alpha.device), self.band_freqs.to(alpha.device)])
         return freqs[last + 1].cpu()
 
     def _ramp(self, level: torch.Tensor) -> torch.Tensor:
-        """``alpha_k = clamp(level - k, 0, 1)`` for levels ``(...,)`` -> ``(..., n)`` (eq. 4)."""
-        k = torch.arange(self.n, dtype=level.dtype, device=level.device)
-        return (level[..., None] - k).clamp_(0.0, 1.0)
+        """``alpha_k = clamp(level - step_k, 0, 1)`` for levels ``(...,)`` -> ``(..., bands)`` (eq. 4);
+        ``step_k = k`` unless bands are grouped into blocks."""
+        return (level[..., None] - self.step_of_band.to(level.dtype)).clamp_(0.0, 1.0)
 
     def summary(self) -> dict[str, Any]:
         return {"type": self.type_name}
@@ -117,8 +125,8 @@ class GlobalProgression(MaskPolicy):
 
     type_name = "global"
 
-    def __init__(self, encoding: Encoding, iters: int, epsilon: float = 1e-3) -> None:
-        super().__init__(encoding, iters)
+    def __init__(self, encoding: Encoding, iters: int, epsilon: float = 1e-3, blocks: int = 0) -> None:
+        super().__init__(encoding, iters, blocks)
         if not epsilon >= 0:
             raise PosencError(f"epsilon must be >= 0, got {epsilon}")
         self.epsilon = float(epsilon)
@@ -142,7 +150,7 @@ class GlobalProgression(MaskPolicy):
         self.version += 1
 
     def summary(self) -> dict[str, Any]:
-        return {"type": self.type_name, "level": float(self.level), "bands": self.n, "stopped": bool(self.stopped)}
+        return {"type": self.type_name, "level": float(self.level), "steps": self.n, "bands": self.bands_total, "stopped": bool(self.stopped)}
 
 
 class SpatialProgression(MaskPolicy):
@@ -150,8 +158,9 @@ class SpatialProgression(MaskPolicy):
 
     type_name = "spatial"
 
-    def __init__(self, encoding: Encoding, iters: int, epsilon: float = 1e-3, mask_grid: int = 0, smooth: int = 3) -> None:
-        super().__init__(encoding, iters)
+    def __init__(self, encoding: Encoding, iters: int, epsilon: float = 1e-3, mask_grid: int = 0, smooth: int = 3,
+                 blocks: int = 0) -> None:
+        super().__init__(encoding, iters, blocks)
         if not epsilon >= 0:
             raise PosencError(f"epsilon must be >= 0, got {epsilon}")
         grid = mask_grid or DEFAULT_GRID[self.d]
@@ -233,7 +242,8 @@ class SpatialProgression(MaskPolicy):
         return {
             "type": self.type_name,
             "grid": self.res,
-            "bands": self.n,
+            "steps": self.n,
+            "bands": self.bands_total,
             "mean_level": float(self.level.mean()),
             "frozen_fraction": float((~self.in_progress).float().mean()),
         }
