@@ -140,7 +140,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from .train import fit
 
     cfg = _fit_config_from_args(args)
-    default_name = {"image": "astronaut", "signal1d": "signal1d"}.get(cfg.task, cfg.task)
+    default_name = {"image": "astronaut", "signal1d": "signal1d", "silhouette": "star"}.get(cfg.task, cfg.task)
     out = Path(args.out or f"runs/{Path(cfg.data.path).stem or default_name}-{cfg.method.replace(':', '_')}")
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
@@ -150,9 +150,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"posenc: interrupted; checkpoint and metrics so far saved in {out} (resume with --resume)", file=sys.stderr)
         return 130
-    held, ssim = metrics.get("psnr_heldout"), metrics.get("ssim")
-    print(f"{out}: psnr {metrics['psnr']:.2f} dB" + (f", held-out {held:.2f} dB" if held is not None else "")
-          + (f", ssim {ssim:.3f}" if ssim is not None else "") + f", {metrics['params']:,} params, {metrics['seconds']:.1f} s")
+    held, ssim, psnr = metrics.get("psnr_heldout"), metrics.get("ssim"), metrics.get("psnr")
+    parts = [f"psnr {psnr:.2f} dB" if psnr is not None else "", f"held-out {held:.2f} dB" if held is not None else "",
+             f"ssim {ssim:.3f}" if ssim is not None else "", f"IoU {metrics['iou']:.3f}" if "iou" in metrics else "",
+             f"{metrics['params']:,} params", f"{metrics['seconds']:.1f} s"]
+    print(f"{out}: " + ", ".join(p for p in parts if p))
     return 0
 
 
@@ -212,10 +214,11 @@ def _cmd_bench_images(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise PosencError("--methods needs at least one method")
-    bc = ImageBenchConfig(data=args.data, methods=methods, out=args.out, protocol=args.protocol, res=args.res,
-                          iters=args.iters, seed=args.seed, limit=args.limit, workers=args.workers,
-                          images=tuple(n.strip() for n in args.images.split(",") if n.strip()), match_params=args.match_params,
-                          threads=args.threads, device=args.device)
+    extra = {"protocol": args.protocol, "res": args.res, "match_params": args.match_params} if args.task == "image" else {}
+    bc = ImageBenchConfig(data=args.data, methods=methods, out=args.out, task=args.task, lr=args.lr, iters=args.iters,
+                          seed=args.seed, limit=args.limit, workers=args.workers,
+                          images=tuple(n.strip() for n in args.images.split(",") if n.strip()),
+                          threads=args.threads, device=args.device, **extra)
     out = run_image_bench(bc, progress=not args.quiet)
     print((out / "results.md").read_text())
     return 0
@@ -257,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("fit", help="fit a field to a signal")
     fit_sub = fit.add_subparsers(dest="task", required=True, parser_class=_Parser)
     helps = {"image": ("fit an image (default: scikit-image's astronaut)", "image file (any Pillow format); omit for the built-in image"),
-             "signal1d": ("fit a 1-D signal (default: the built-in smooth + high-frequency signal)", ".npy or .csv column; omit for the built-in signal")}
+             "signal1d": ("fit a 1-D signal (default: the built-in smooth + high-frequency signal)", ".npy or .csv column; omit for the built-in signal"),
+             "silhouette": ("deform a circle onto a silhouette's contour by Chamfer distance (SAPE Fig. 9)", "GIF/PNG, white shape on black; omit for a built-in star")}
     for task, data_cls in TASK_CONFIGS.items():
         tp = fit_sub.add_parser(task, help=helps[task][0])
         tp.add_argument("path", nargs="?", default=None, help=helps[task][1])
@@ -298,22 +302,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="suite", required=True, parser_class=_Parser)
-    bi = bench_sub.add_parser("images", help="methods x images, resumable (results.jsonl, results.md, montages)")
-    bi.add_argument("--data", required=True, help="folder of images")
-    bi.add_argument("--methods", default="none,basic,positional,gaussian,rbf_grid,siren")
-    bi.add_argument("--protocol", default="gen25", choices=["gen25", "fit"])
-    bi.add_argument("--res", type=int, default=256)
-    bi.add_argument("--iters", type=int, default=2000)
-    bi.add_argument("--seed", type=int, default=0)
-    bi.add_argument("--limit", type=int, default=0, help="first K images only")
-    bi.add_argument("--images", default="", help="comma-separated image names (stems) to use, e.g. kodim24")
-    bi.add_argument("--match-params", type=int, default=0, help="size every method to this many learned parameters (within 10%%)")
-    bi.add_argument("--workers", type=int, default=1, help="parallel fits, one thread each")
-    bi.add_argument("--threads", type=int, default=0, help="threads with --workers 1 (0 = all)")
-    bi.add_argument("--device", default="cpu")
-    bi.add_argument("--out", required=True)
-    bi.add_argument("--quiet", action="store_true")
-    bi.set_defaults(func=_cmd_bench_images)
+    for suite, help_text, methods in (
+        ("images", "methods x images, resumable (results.jsonl, results.md, montages)", "none,basic,positional,gaussian,rbf_grid,siren"),
+        ("silhouettes", "methods x silhouettes, curve deformation by Chamfer (IoU table, overlay montages)",
+         "none,gaussian,sape+gaussian,siren,rbf_grid,sape+rbf_grid"),
+    ):
+        bi = bench_sub.add_parser(suite, help=help_text)
+        bi.add_argument("--data", required=True, help="folder of images / silhouettes")
+        bi.add_argument("--methods", default=methods)
+        if suite == "images":
+            bi.add_argument("--protocol", default="gen25", choices=["gen25", "fit"])
+            bi.add_argument("--res", type=int, default=256)
+            bi.add_argument("--match-params", type=int, default=0, help="size every method to this many learned parameters (within 10%%)")
+        bi.add_argument("--iters", type=int, default=2000)
+        bi.add_argument("--lr", type=float, default=0.0, help="learning rate for every method (default: each method's own)")
+        bi.add_argument("--seed", type=int, default=0)
+        bi.add_argument("--limit", type=int, default=0, help="first K files only")
+        bi.add_argument("--images", default="", help="comma-separated file names (stems) to use, e.g. kodim24")
+        bi.add_argument("--workers", type=int, default=1, help="parallel fits, one thread each")
+        bi.add_argument("--threads", type=int, default=0, help="threads with --workers 1 (0 = all)")
+        bi.add_argument("--device", default="cpu")
+        bi.add_argument("--out", required=True)
+        bi.add_argument("--quiet", action="store_true")
+        bi.set_defaults(func=_cmd_bench_images, task="image" if suite == "images" else "silhouette")
     bs = bench_sub.add_parser("signal1d", help="methods on a 1-D signal (SAPE Fig. 2): results.md and comparison.png")
     bs.add_argument("--methods", default="none,gaussian:sigma=30,progressive+gaussian:sigma=30,sape+gaussian:sigma=30")
     bs.add_argument("--path", default="", help=".npy / .csv signal (default: built-in)")

@@ -60,9 +60,23 @@ class Signal1DConfig:
     eval_points: int = 2048
 
 
+@dataclass
+class SilhouetteConfig:
+    """The silhouette task: ``path`` (GIF/PNG, white shape on black; '' = a built-in star), ``points``
+    curve samples optimised, ``target_points`` on the target contour, ``calib_iters`` of calibration to
+    the unit circle (at ``calib_lr``), ``raster`` side for the IoU."""
+
+    path: str = ""
+    points: int = 500
+    target_points: int = 2000
+    calib_iters: int = 2000
+    calib_lr: float = 1e-4
+    raster: int = 512
+
+
 # task name -> its data config class, and the network output activation that suits its values
-TASK_CONFIGS: dict[str, type] = {"image": ImageConfig, "signal1d": Signal1DConfig}
-TASK_OUTPUT = {"image": "sigmoid", "signal1d": "none"}
+TASK_CONFIGS: dict[str, type] = {"image": ImageConfig, "signal1d": Signal1DConfig, "silhouette": SilhouetteConfig}
+TASK_OUTPUT = {"image": "sigmoid", "signal1d": "none", "silhouette": "none"}
 
 
 @dataclass

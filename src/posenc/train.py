@@ -190,6 +190,28 @@ class Trainer:
 
         return forward
 
+    def _loss(self, pred: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The task's loss and per-sample feedback (tasks with a set loss, e.g. Chamfer, define ``loss``)."""
+        if hasattr(self.task, "loss"):
+            return self.task.loss(pred, y)
+        per_sample = self.task.loss_per_sample(pred, y)
+        return per_sample.mean(), per_sample
+
+    def calibrate(self) -> None:
+        """A task's warm-up fit (silhouettes: the unit circle) by MSE, with the policy's initial mask."""
+        if not hasattr(self.task, "calibration") or self.start > 0:
+            return
+        x, target, iters, lr = self.task.calibration()
+        x, target = x.to(self.device), target.to(self.device)
+        opt = torch.optim.Adam(self.field.parameters(), lr=lr)
+        for _ in range(iters):
+            opt.zero_grad(set_to_none=True)
+            loss = (self.field(x) - target).square().mean()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            self.calibration_mse = float((self.field(x) - target).square().mean())
+
     def train(self) -> float:
         """Train from ``self.start`` to ``iters``; returns the training seconds (including resumed time)."""
         from tqdm import tqdm
@@ -202,14 +224,14 @@ class Trainer:
         if policy is not None:
             policy.bind(x)
         forward = self._make_forward(field, x)
-        bar = tqdm(total=cfg.iters, initial=self.start, disable=not self.progress, desc="fit", unit="it", dynamic_ncols=True)
         t0 = time.perf_counter()
+        self.calibrate()
+        bar = tqdm(total=cfg.iters, initial=self.start, disable=not self.progress, desc="fit", unit="it", dynamic_ncols=True)
         it = self.start
         try:
             for it in range(self.start, cfg.iters):
                 self.opt.zero_grad(set_to_none=True)
-                per_sample = self.task.loss_per_sample(forward(), y)
-                loss = per_sample.mean()
+                loss, per_sample = self._loss(forward(), y)
                 loss.backward()
                 self.opt.step()
                 if policy is not None:
@@ -252,6 +274,8 @@ class Trainer:
                 "loss_history": self.history,
             }
         )
+        if hasattr(self, "calibration_mse"):
+            metrics["calibration_mse"] = self.calibration_mse
         policy = self.field.policy
         if policy is not None:
             metrics["policy"] = policy.summary()

@@ -1,4 +1,5 @@
-"""``posenc bench images``: methods x images under one protocol, resumable, in the shape of SAPE Table 1."""
+"""``posenc bench images`` / ``posenc bench silhouettes``: methods x input files, resumable, in the shape of
+SAPE Table 1 (mean ± std per method), with a montage per file."""
 
 from __future__ import annotations
 
@@ -23,13 +24,22 @@ from .common import fmt_pm, run_jobs
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
 
 
+# per task: table columns (metric, header, digits), the picture a montage shows, the label metric
+TASK_REPORT = {
+    "image": ([("psnr", "PSNR (dB)", 2), ("psnr_heldout", "held-out PSNR (dB)", 2), ("ssim", "SSIM", 3)], "reconstruction.png", "target.png"),
+    "silhouette": ([("iou", "IoU", 3), ("chamfer", "Chamfer", 5)], "overlay.png", None),
+}
+
+
 @dataclass
 class ImageBenchConfig:
-    """Settings shared by every run of an image benchmark."""
+    """Settings shared by every run of a file benchmark (images, or silhouettes with ``task``)."""
 
     data: str
     methods: list[str]
     out: str
+    task: str = "image"
+    lr: float = 0.0  # 0: each method's own default
     protocol: str = "gen25"
     res: int = 256
     iters: int = 2000
@@ -63,7 +73,8 @@ def slug(text: str) -> str:
 
 
 def run_key(image: str, cfg: FitConfig, match: int = 0) -> str:
-    key = f"{image}|{cfg.method}|{cfg.data.protocol}|{cfg.data.res}|{cfg.train.iters}|{cfg.train.seed}"
+    data = f"{cfg.data.protocol}|{cfg.data.res}" if cfg.task == "image" else cfg.task
+    key = f"{image}|{cfg.method}|{data}|{cfg.train.iters}|{cfg.train.seed}"
     return key + (f"|match{match}" if match else "")
 
 
@@ -88,8 +99,14 @@ def run_image_bench(bc: ImageBenchConfig, progress: bool = True) -> Path:
     images = list_images(bc.data, bc.limit, bc.images)
     out = Path(bc.out)
     threads = 1 if bc.workers > 1 else bc.threads
-    base = FitConfig(data=ImageConfig(protocol=bc.protocol, res=bc.res), train=TrainConfig(iters=bc.iters, seed=bc.seed, threads=threads, device=bc.device))
+    train = TrainConfig(iters=bc.iters, seed=bc.seed, threads=threads, device=bc.device)
+    base = FitConfig.for_task(bc.task, train=train)
+    if bc.task == "image":
+        base.data = ImageConfig(protocol=bc.protocol, res=bc.res)
     configs = {m: apply_method(base, m) for m in bc.methods}  # validates every method before any run
+    if bc.lr:
+        for c in configs.values():
+            c.train.lr = bc.lr
     if bc.match_params:
         configs = {m: match_params(c, bc.match_params, 2, 3) for m, c in configs.items()}
     done = {r["key"] for r in read_jsonl(out / "results.jsonl")}
@@ -105,7 +122,8 @@ def run_image_bench(bc: ImageBenchConfig, progress: bool = True) -> Path:
     bar = tqdm(total=len(jobs), desc="bench", unit="fit", disable=not progress)
     for job, metrics in run_jobs(_one, jobs, bc.workers):
         append_jsonl(out / "results.jsonl", {"key": job["key"], "image": job["image"], "method": job["method"], "config": job["config"], "metrics": metrics})
-        bar.set_postfix_str(f"{job['image']} {job['method']} {metrics['psnr']:.2f} dB")
+        key = TASK_REPORT[bc.task][0][0][0]
+        bar.set_postfix_str(f"{job['image']} {job['method']} {key} {metrics[key]:.3f}")
         bar.update(1)
         write_report(out, bc)
     bar.close()
@@ -114,44 +132,48 @@ def run_image_bench(bc: ImageBenchConfig, progress: bool = True) -> Path:
 
 
 def write_report(out: Path, bc: ImageBenchConfig) -> None:
-    """results.md (mean ± std per method, per-image table) and a montage per image."""
+    """results.md (mean ± std per method, per-file table) and a montage per file."""
     rows = [r for r in read_jsonl(out / "results.jsonl") if r["method"] in bc.methods]
     if not rows:
         return
+    columns, tile, target = TASK_REPORT[bc.task]
+    key, key_header, key_digits = columns[0]
     images = sorted({r["image"] for r in rows})
     by = {(r["image"], r["method"]): r["metrics"] for r in rows}
+    setting = f"protocol {bc.protocol}, {bc.res} px" if bc.task == "image" else bc.task
     lines = [
-        f"# Image benchmark: {Path(bc.data).name}, protocol {bc.protocol}, {bc.res} px, {bc.iters} iterations, seed {bc.seed}",
+        f"# Benchmark: {Path(bc.data).name}, {setting}, {bc.iters} iterations, seed {bc.seed}",
         "",
         "Made by: `posenc " + " ".join(shlex.quote(a) for a in _command(bc)) + "`",
         "",
         f"Machine: {platform.processor() or platform.machine()}, Python {sys.version.split()[0]}; "
-        f"{bc.workers} worker(s){' x 1 thread' if bc.workers > 1 else ''}. Mean ± std over {len(images)} image(s).",
+        f"{bc.workers} worker(s){' x 1 thread' if bc.workers > 1 else ''}. Mean ± std over {len(images)} input(s).",
         "",
-        "| method | PSNR (dB) | held-out PSNR (dB) | SSIM | params (MLP + encoding) | s / fit | runs |",
-        "|---|---|---|---|---|---|---|",
+        "| method | " + " | ".join(h for _, h, _ in columns) + " | params (MLP + encoding) | s / fit | runs |",
+        "|---|" + "---|" * (len(columns) + 3),
     ]
     for m in bc.methods:
         ms = [by[(i, m)] for i in images if (i, m) in by]
-        if not ms:
-            continue
-        lines.append(
-            f"| {m} | {fmt_pm(x['psnr'] for x in ms)} | {fmt_pm(x.get('psnr_heldout') for x in ms)} | "
-            f"{fmt_pm((x['ssim'] for x in ms), 3)} | {_params(ms[0])} | {fmt_pm((x['seconds'] for x in ms), 0)} | {len(ms)} |"
-        )
-    lines += ["", "## PSNR per image (dB; held-out PSNR in brackets)", "", "| method | " + " | ".join(images) + " |", "|---|" + "---|" * len(images)]
+        if ms:
+            cells = [fmt_pm((x.get(k) for x in ms), digits) for k, _, digits in columns]
+            lines.append(f"| {m} | " + " | ".join(cells) + f" | {_params(ms[0])} | {fmt_pm((x['seconds'] for x in ms), 0)} | {len(ms)} |")
+    extra = columns[1][0] if bc.task == "image" else None
+    title = f"{key_header} per input" + (" (held-out PSNR in brackets)" if extra else "")
+    lines += ["", f"## {title}", "", "| method | " + " | ".join(images) + " |", "|---|" + "---|" * len(images)]
     for m in bc.methods:
         cells = []
         for i in images:
             x = by.get((i, m))
-            held = x.get("psnr_heldout") if x else None
-            cells.append("-" if x is None else f"{x['psnr']:.2f}" + (f" ({held:.2f})" if held is not None else ""))
+            second = x.get(extra) if (x and extra) else None
+            cells.append("-" if x is None else f"{x[key]:.{key_digits}f}" + (f" ({second:.2f})" if second is not None else ""))
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    lines += ["", "Montages: `montage_<image>.png` (target, then each method with its PSNR).", ""]
+    lines += ["", f"Montages: `montage_<input>.png` ({'target, then ' if target else ''}each method with its {key_header}).", ""]
     atomic_write_text(out / "results.md", "\n".join(lines))
     for i in images:
-        _montage(out, i, [m for m in bc.methods if (i, m) in by], by)
-        _psnr_vs_time(out, i, [m for m in bc.methods if (i, m) in by])
+        done = [m for m in bc.methods if (i, m) in by]
+        _montage(out, i, done, by, tile, target, key)
+        if bc.task == "image":
+            _psnr_vs_time(out, i, done)
 
 
 def _params(metrics: dict[str, Any]) -> str:
@@ -160,20 +182,25 @@ def _params(metrics: dict[str, Any]) -> str:
     return f"{total} ({d['network']:,} + {d['encoding']:,})" if d.get("encoding") else total
 
 
-def _montage(out: Path, image: str, methods: list[str], by: dict[tuple[str, str], Any]) -> None:
+def _montage(out: Path, image: str, methods: list[str], by: dict[tuple[str, str], Any], tile: str, target: str | None,
+             key: str) -> None:
     from PIL import Image
 
     run_root = out / "runs" / image
-    target = run_root / slug(methods[0]) / "target.png"
-    if not target.exists():
-        return
-    tiles, labels = [np.asarray(Image.open(target).convert("RGB"))], ["target"]
+    tiles, labels = [], []
+    if target:
+        path = run_root / slug(methods[0]) / target
+        if not path.exists():
+            return
+        tiles.append(np.asarray(Image.open(path).convert("RGB")))
+        labels.append("target")
     for m in methods:
-        rec = run_root / slug(m) / "reconstruction.png"
-        if rec.exists():
-            tiles.append(np.asarray(Image.open(rec).convert("RGB")))
-            labels.append(f"{m} {by[(image, m)]['psnr']:.2f}")
-    save_image(out / f"montage_{image}.png", labelled_strip(tiles, labels, tile=192))
+        pic = run_root / slug(m) / tile
+        if pic.exists():
+            tiles.append(np.asarray(Image.open(pic).convert("RGB")))
+            labels.append(f"{m} {by[(image, m)][key]:.{2 if key.startswith('psnr') else 3}f}")
+    if tiles:
+        save_image(out / f"montage_{image}.png", labelled_strip(tiles, labels, tile=192))
 
 
 def _psnr_vs_time(out: Path, image: str, methods: list[str]) -> None:
@@ -209,8 +236,13 @@ def _psnr_vs_time(out: Path, image: str, methods: list[str]) -> None:
 
 
 def _command(bc: ImageBenchConfig) -> list[str]:
-    cmd = ["bench", "images", "--data", bc.data, "--methods", ",".join(bc.methods), "--protocol", bc.protocol,
-           "--res", str(bc.res), "--iters", str(bc.iters), "--seed", str(bc.seed), "--out", bc.out]
+    if bc.task == "image":
+        cmd = ["bench", "images", "--data", bc.data, "--methods", ",".join(bc.methods), "--protocol", bc.protocol, "--res", str(bc.res)]
+    else:
+        cmd = ["bench", "silhouettes", "--data", bc.data, "--methods", ",".join(bc.methods)]
+    cmd += ["--iters", str(bc.iters), "--seed", str(bc.seed), "--out", bc.out]
+    if bc.lr:
+        cmd += ["--lr", str(bc.lr)]
     if bc.limit:
         cmd += ["--limit", str(bc.limit)]
     if bc.images:

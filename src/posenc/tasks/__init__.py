@@ -7,8 +7,9 @@ from typing import Any
 from ..errors import PosencError
 from .image import ImageTask
 from .signal1d import Signal1DTask
+from .silhouette import SilhouetteTask
 
-TASKS = {"image": ImageTask, "signal1d": Signal1DTask}
+TASKS = {"image": ImageTask, "signal1d": Signal1DTask, "silhouette": SilhouetteTask}
 
 
 def make_task(name: str, data_config: Any) -> Any:
@@ -17,4 +18,4 @@ def make_task(name: str, data_config: Any) -> Any:
     return TASKS[name](data_config)
 
 
-__all__ = ["ImageTask", "Signal1DTask", "TASKS", "make_task"]
+__all__ = ["ImageTask", "Signal1DTask", "SilhouetteTask", "TASKS", "make_task"]
