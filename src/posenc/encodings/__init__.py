@@ -6,6 +6,7 @@ exposes its channel ``bands`` ordered from low to high frequency.
 
 from .base import Band, Encoding, build_encoding, encoding_class, encoding_names, encoding_parameters, register
 from .fourier import BasicEncoding, GaussianFourierFeatures, NoEncoding, PositionalEncoding
+from .learned_rbf import LearnedRBFEmbedding
 from .grids import DenseGridEncoding, HashGridEncoding, MultiResGridEncoding
 from .lpe import LocalPositionalEncoding, MultiResLPE
 from .rbf import RBFGridEncoding
@@ -28,4 +29,5 @@ __all__ = [
     "HashGridEncoding",
     "LocalPositionalEncoding",
     "MultiResLPE",
+    "LearnedRBFEmbedding",
 ]

@@ -1,0 +1,186 @@
+"""The learnable radial-basis positional embedding (Ramasinghe & Lucey, arXiv 2112.11577).
+
+``phi_i(x) = exp(-(x . alpha - t_i)^2 / (2 sigma_x^2))`` with fixed projections and shifts and a
+*coordinate-dependent* bandwidth ``sigma_x``. Design choices (documented, as the paper leaves room):
+
+* Per input axis: for d-D inputs each axis a gets its own embedder (``alpha = e_a``) with ``centres``
+  shifts ``t_i = (i + 0.5) / centres``; the channels are concatenated: ``(..., d) -> (..., d * centres)``.
+  ``sigma_x`` is one scalar per point, shared by every axis.
+* The bandwidth is learned from the training signal before the MLP trains and then kept fixed: the
+  graph objective needs the signal values, which the MLP never sees at unseen points, and a fixed
+  embedding of a fixed training set is computed once (fast). Refining sigma jointly with the MLP would
+  let the embedding memorise the training samples, which is the overfitting this method is meant to
+  avoid.
+* Exact objective (small point sets): the embedded points are a graph with weights
+  ``w_ij = (rho_i rho_j)^(-lam) exp(-d_ij^2 / (2 eps^2))`` (``d_ij = ||Phi(x_i) - Phi(x_j)||``, ``rho_i`` the
+  degree of i under the plain kernel, ``eps`` the median initial distance); sigma (one per point, in log
+  space) minimises ``u^T L u - reg ||A||_F`` by Adam, with L = D - A and u the (mean) signal values.
+  A dense graph is used (sub-problems have at most a few hundred points).
+* sigma never falls below the training samples' spacing: the exact objective only sees the samples and
+  would otherwise choose bumps narrower than the gaps between them, which cannot generalise.
+* Scalable variant: ``sigma_x = beta_0 + beta_1 g(x) + ...`` (``degree``, default 1: higher degrees
+  extrapolate badly past the fitted range) with ``g(x) = ||grad f_bar(x)||`` the gradient norm of the
+  box-smoothed signal on a regular grid, averaged over a window of 1/16 of the domain (the local level
+  of detail rather than the phase of each oscillation), interpolated to any coordinate. beta is fitted by least squares to (g, sigma) pairs solved exactly on
+  ``subproblems`` small neighbourhoods of ``subproblem_points`` training points each (the paper uses
+  N = 20). beta and the gradient-norm grid are buffers, saved with the model and used at render time.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import PosencError
+from ..grid import box_smooth, fill_unvisited, multilinear_weights
+from .base import Encoding, check_positive, register
+
+
+def rbf_embed(x: torch.Tensor, sigma: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """``phi`` per axis: x ``(N, d)``, sigma ``(N,)``, centres ``(C,)`` -> ``(N, d * C)``."""
+    diff = x[:, :, None] - centres  # (N, d, C)
+    return torch.exp(-diff.square() / (2.0 * sigma[:, None, None] ** 2)).reshape(x.shape[0], -1)
+
+
+def graph_objective(phi: torch.Tensor, u: torch.Tensor, eps: float, lam: float, reg: float) -> torch.Tensor:
+    """``u^T L u - reg ||A||_F`` for the graph on embedded points ``phi`` ``(L, D)`` with values ``u`` ``(L,)``."""
+    d2 = torch.cdist(phi, phi).square()
+    kernel = torch.exp(-d2 / (2 * eps**2))
+    kernel = kernel - torch.diag_embed(torch.diagonal(kernel))
+    rho = kernel.sum(1).clamp_min(1e-12)
+    adj = kernel / (rho[:, None] * rho[None, :]) ** lam
+    lap_energy = 0.5 * (adj * (u[:, None] - u[None, :]).square()).sum()  # = u^T (D - A) u
+    return lap_energy - reg * adj.norm()
+
+
+def fit_sigma_exact(x: torch.Tensor, u: torch.Tensor, centres: torch.Tensor, sigma0: float, lam: float = 0.5,
+                    reg: float = 1.0, steps: int = 200, lr: float = 0.05) -> tuple[torch.Tensor, float, float]:
+    """Per-point sigma minimising the graph objective on a small set ``x`` ``(L, d)``, values ``u``.
+
+    Returns sigma ``(L,)`` and the objective before and after.
+    """
+    with torch.no_grad():
+        phi0 = rbf_embed(x, torch.full((x.shape[0],), sigma0), centres)
+        d = torch.cdist(phi0, phi0)
+        eps = float(d[d > 0].median()) if bool((d > 0).any()) else 1.0
+    log_sigma = torch.full((x.shape[0],), math.log(sigma0), requires_grad=True)
+    opt = torch.optim.Adam([log_sigma], lr=lr)
+    start = float(graph_objective(phi0, u, eps, lam, reg))
+    for _ in range(steps):
+        opt.zero_grad()
+        obj = graph_objective(rbf_embed(x, log_sigma.exp(), centres), u, eps, lam, reg)
+        obj.backward()
+        opt.step()
+        with torch.no_grad():  # keep sigma within [sigma0 / 20, 4 sigma0]
+            log_sigma.clamp_(math.log(sigma0 / 20), math.log(4 * sigma0))
+    sigma = log_sigma.detach().exp()
+    end = float(graph_objective(rbf_embed(x, sigma, centres), u, eps, lam, reg))
+    return sigma, start, end
+
+
+@register("learned_rbf")
+class LearnedRBFEmbedding(Encoding):
+    """Radial-basis embedding with a learned, coordinate-dependent bandwidth: ``(..., d) -> (..., d * centres)``.
+
+    Call :meth:`fit_to_data` with the training samples first (the trainer does); until then sigma is
+    the constant ``1 / centres`` (the spacing of the shifts).
+    """
+
+    def __init__(self, in_dim: int, centres: int = 128, degree: int = 1, subproblems: int = 32, subproblem_points: int = 20,
+                 lam: float = 1.0, reg: float = 1.0, grad_grid: int = 0, seed: int = 0, include_input: bool = False) -> None:
+        super().__init__(in_dim, include_input)
+        check_positive("centres", centres)
+        check_positive("subproblems", subproblems)
+        if degree < 0 or degree > 5:
+            raise PosencError(f"degree must be between 0 and 5, got {degree}")
+        if subproblem_points < 4:
+            raise PosencError(f"subproblem_points must be at least 4, got {subproblem_points}")
+        self.n_centres, self.degree = int(centres), int(degree)
+        self.subproblems, self.subproblem_points = int(subproblems), int(subproblem_points)
+        self.lam, self.reg, self.seed = float(lam), float(reg), int(seed)
+        self.sigma0 = 1.0 / self.n_centres
+        self.grad_res = int(grad_grid) or {1: 512, 2: 128, 3: 32}[in_dim]
+        self.register_buffer("centres", (torch.arange(self.n_centres, dtype=torch.float32) + 0.5) / self.n_centres)
+        # beta: sigma = poly(g); default constant sigma0 until fitted
+        beta = torch.zeros(self.degree + 1)
+        beta[0] = self.sigma0
+        self.register_buffer("beta", beta)
+        self.register_buffer("grad_norm", torch.zeros(self.grad_res**in_dim))
+        # sigma is kept within [lo, hi]: lo is raised to the training samples' spacing by fit_to_data,
+        # since bumps narrower than the gaps between samples cannot generalise between them
+        self.register_buffer("sigma_range", torch.tensor([self.sigma0 / 20, 4 * self.sigma0]))
+        self.fit_report: dict[str, float] = {}
+        self._finish(in_dim * self.n_centres)
+
+    def band_frequencies(self) -> list[tuple[list[int], float]]:
+        # every centre shares the point's bandwidth: one band (progression has nothing to order here)
+        return [(list(range(self.in_dim * self.n_centres)), 1.0 / (2 * math.pi * self.sigma0))]
+
+    # -- sigma(x) -------------------------------------------------------------------------------
+    def gradient_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """``||grad f_bar||`` at points ``(N, d)``, interpolated from the fitted grid: ``(N,)``."""
+        idx, w = multilinear_weights(x, self.grad_res)
+        return (self.grad_norm[idx] * w).sum(-1)
+
+    def sigma(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.gradient_norm(x)
+        powers = torch.stack([g**k for k in range(self.degree + 1)], -1)
+        lo, hi = float(self.sigma_range[0]), float(self.sigma_range[1])
+        return (powers @ self.beta).clamp(lo, hi)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return rbf_embed(x, self.sigma(x), self.centres)
+
+    # -- fitting sigma to a signal ---------------------------------------------------------------
+    def _gradient_grid(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Splat the samples onto the grid, fill gaps, box-smooth, finite-difference gradient norm."""
+        r, d = self.grad_res, self.in_dim
+        idx, w = multilinear_weights(x, r)
+        num = torch.zeros(r**d).index_add_(0, idx.reshape(-1), (w * u[:, None]).reshape(-1))
+        den = torch.zeros(r**d).index_add_(0, idx.reshape(-1), w.reshape(-1))
+        mean = fill_unvisited(num / den.clamp_min(1e-12), den > 0, r, d)
+        smooth = box_smooth(mean, r, d, 3).reshape([r] * d).numpy()
+        grads = np.gradient(smooth, 1.0 / r) if d > 1 else [np.gradient(smooth, 1.0 / r)]
+        norm = torch.from_numpy(np.sqrt(sum(g**2 for g in grads)).reshape(-1)).float()
+        # the local level of detail, not the phase of each oscillation: average |grad| over ~1/16 of the domain
+        window = max(3, (r // 16) | 1)
+        return box_smooth(norm, r, d, window)
+
+    def fit_to_data(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """Learn sigma_x from training samples ``x`` ``(N, d)``, ``y`` ``(N, C)`` (scalable variant)."""
+        x = x.detach().cpu().float()
+        u = y.detach().cpu().float().reshape(x.shape[0], -1).mean(-1)
+        probe = x[torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(self.seed))[:512]]
+        spacing = float(torch.cdist(probe, x).topk(2, largest=False).values[:, 1].median())
+        self.sigma_range[0] = max(self.sigma0 / 20, spacing)
+        self.grad_norm.copy_(self._gradient_grid(x, u))
+        gen = torch.Generator().manual_seed(self.seed)
+        k = min(self.subproblem_points, x.shape[0])
+        g_all, s_all, gains = [], [], []
+        for _ in range(self.subproblems):
+            centre = x[torch.randint(x.shape[0], (1,), generator=gen)]
+            near = torch.cdist(centre, x)[0].topk(k, largest=False).indices
+            sigma, before, after = fit_sigma_exact(x[near], u[near], self.centres, self.sigma0, self.lam, self.reg)
+            g_all.append(self.gradient_norm(x[near]))
+            s_all.append(sigma)
+            gains.append(before - after)
+        g, s = torch.cat(g_all).double().numpy(), torch.cat(s_all).double().numpy()
+        coeffs = np.polynomial.polynomial.polyfit(g, s, self.degree)
+        self.beta.copy_(torch.from_numpy(coeffs).float())
+        fitted = np.polynomial.polynomial.polyval(g, coeffs)
+        self.fit_report = {
+            "pairs": float(len(g)),
+            "objective_gain_mean": float(np.mean(gains)),
+            "poly_rel_error": float(np.mean(np.abs(fitted - s) / s)),
+            "sigma_min": float(s.min()),
+            "sigma_max": float(s.max()),
+        }
+        return self.fit_report
+
+    def bind(self, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+        with torch.no_grad():
+            out = self(x)
+        return lambda: out
