@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/posenc fit image --protocol gen25 --res 256 --iters 1000 --threads 2 --out demo
+	$(VENV)/bin/posenc fit image --protocol gen25 --res 256 --iters 800 --threads 2 --out demo
 	@echo "demo: see demo/comparison.png (target | reconstruction | error) and demo/metrics.json"
 
 test: $(STAMP)
