@@ -120,7 +120,8 @@ def run_perf(pc: PerfConfig, out: str | None = None) -> dict[str, Any]:
     base = next((r for r in rows if r["name"] == "gaussian"), None)
     for r in rows:
         r["vs_gaussian"] = r["step_ms"] / base["step_ms"] if base else None
-    result = {"threads": threads, "matmul_peak_gflops": peak, "torch": torch.__version__, "machine": platform.processor() or platform.machine(), "rows": rows}
+    result = {"command": f"posenc bench perf --threads {pc.threads} --points {pc.points} --steps {pc.steps}",
+              "threads": threads, "matmul_peak_gflops": peak, "torch": torch.__version__, "machine": platform.processor() or platform.machine(), "rows": rows}
     if out:
         atomic_write_json(Path(out) / "perf.json", result)
         atomic_write_text(Path(out) / "perf.md", format_perf(result))
@@ -130,6 +131,8 @@ def run_perf(pc: PerfConfig, out: str | None = None) -> dict[str, Any]:
 def format_perf(result: dict[str, Any]) -> str:
     lines = [
         f"# posenc bench perf ({result['threads']} thread(s), torch {result['torch']})",
+        "",
+        f"Made by: `{result.get('command', 'posenc bench perf')}`; one process, median of the timed steps after warm-up.",
         "",
         f"Measured fp32 matmul peak: **{result['matmul_peak_gflops']:.1f} GFLOP/s** (2048^3 GEMM, best of 10).",
         "",
