@@ -23,7 +23,7 @@
   box-smoothed signal on a regular grid, averaged over a window of 1/16 of the domain (the local level
   of detail rather than the phase of each oscillation), interpolated to any coordinate. beta is fitted by least squares to (g, sigma) pairs solved exactly on
   ``subproblems`` small neighbourhoods of ``subproblem_points`` training points each (the paper uses
-  N = 20). beta and the gradient-norm grid are buffers, saved with the model and used at render time.
+  N = 20), one pair per neighbourhood: its mean g and the geometric mean of its exact per-point sigma. beta and the gradient-norm grid are buffers, saved with the model and used at render time.
 """
 
 from __future__ import annotations
@@ -45,15 +45,24 @@ def rbf_embed(x: torch.Tensor, sigma: torch.Tensor, centres: torch.Tensor) -> to
     return torch.exp(-diff.square() / (2.0 * sigma[:, None, None] ** 2)).reshape(x.shape[0], -1)
 
 
-def graph_objective(phi: torch.Tensor, u: torch.Tensor, eps: float, lam: float, reg: float) -> torch.Tensor:
-    """``u^T L u - reg ||A||_F`` for the graph on embedded points ``phi`` ``(L, D)`` with values ``u`` ``(L,)``."""
-    d2 = torch.cdist(phi, phi).square()
+def graph_terms(phi: torch.Tensor, u: torch.Tensor, eps: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Laplacian energy ``u^T L u`` and ``||A||_F`` of the graph on embedded points ``phi`` ``(L, D)``.
+
+    ``A_ij = (rho_i rho_j)^(-lam) exp(-||phi_i - phi_j||^2 / (2 eps^2))`` (no self loops), ``rho_i`` the
+    kernel degree of i, ``L = D - A``; ``u^T L u = 1/2 sum_ij A_ij (u_i - u_j)^2``.
+    """
+    d2 = (phi[:, None, :] - phi[None, :, :]).square().sum(-1)
     kernel = torch.exp(-d2 / (2 * eps**2))
     kernel = kernel - torch.diag_embed(torch.diagonal(kernel))
     rho = kernel.sum(1).clamp_min(1e-12)
     adj = kernel / (rho[:, None] * rho[None, :]) ** lam
-    lap_energy = 0.5 * (adj * (u[:, None] - u[None, :]).square()).sum()  # = u^T (D - A) u
-    return lap_energy - reg * adj.norm()
+    return 0.5 * (adj * (u[:, None] - u[None, :]).square()).sum(), adj.norm()
+
+
+def graph_objective(phi: torch.Tensor, u: torch.Tensor, eps: float, lam: float, reg: float) -> torch.Tensor:
+    """``u^T L u - reg ||A||_F`` for the graph on embedded points ``phi`` ``(L, D)`` with values ``u`` ``(L,)``."""
+    energy, norm = graph_terms(phi, u, eps, lam)
+    return energy - reg * norm
 
 
 def fit_sigma_exact(x: torch.Tensor, u: torch.Tensor, centres: torch.Tensor, sigma0: float, lam: float = 0.5,
@@ -164,13 +173,16 @@ class LearnedRBFEmbedding(Encoding):
             centre = x[torch.randint(x.shape[0], (1,), generator=gen)]
             near = torch.cdist(centre, x)[0].topk(k, largest=False).indices
             sigma, before, after = fit_sigma_exact(x[near], u[near], self.centres, self.sigma0, self.lam, self.reg)
-            g_all.append(self.gradient_norm(x[near]))
-            s_all.append(sigma)
+            # one (g, sigma) pair per small problem: the per-point optimum of a 20-point graph is noisy,
+            # its geometric mean over the neighbourhood is a stable sample of sigma(g)
+            g_all.append(float(self.gradient_norm(x[near]).mean()))
+            s_all.append(float(sigma.log().mean().exp()))
             gains.append(before - after)
-        g, s = torch.cat(g_all).double().numpy(), torch.cat(s_all).double().numpy()
+        g, s = np.asarray(g_all), np.asarray(s_all)
         coeffs = np.polynomial.polynomial.polyfit(g, s, self.degree)
         self.beta.copy_(torch.from_numpy(coeffs).float())
         fitted = np.polynomial.polynomial.polyval(g, coeffs)
+        self.fit_pairs = (g, s)
         self.fit_report = {
             "pairs": float(len(g)),
             "objective_gain_mean": float(np.mean(gains)),
