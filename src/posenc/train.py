@@ -285,6 +285,10 @@ class Trainer:
         if policy is not None:
             metrics["policy"] = policy.summary()
             self.task.write_frequency_map(self._policy_map(), float(policy.band_freqs.max()), self.out)
+        if hasattr(self.field.encoding, "detail_map") and hasattr(self.task, "write_encoding_map"):
+            with torch.no_grad():
+                values, label, name = self.field.encoding.detail_map(self.task.coords.to(self.device))
+            self.task.write_encoding_map(values.cpu().numpy(), label, name, pred, self.out)
         if self.frames:
             self.task.write_frames(self.frames, float(policy.band_freqs.max()) if policy is not None else 0.0, self.out)
         self.task.write_outputs(pred, self.out, metrics)

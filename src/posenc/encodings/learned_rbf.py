@@ -143,6 +143,10 @@ class LearnedRBFEmbedding(Encoding):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return rbf_embed(x, self.sigma(x), self.centres)
 
+    def detail_map(self, x: torch.Tensor) -> tuple[torch.Tensor, str, str]:
+        """The learned bandwidth at points ``(N, d)``, for pictures: (values, label, file name)."""
+        return self.sigma(x), "learned sigma_x (small = sharp embedding)", "sigma_map"
+
     # -- fitting sigma to a signal ---------------------------------------------------------------
     def _gradient_grid(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Splat the samples onto the grid, fill gaps, box-smooth, finite-difference gradient norm."""

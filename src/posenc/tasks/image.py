@@ -107,6 +107,17 @@ class ImageTask:
                               "progressive mask: frequency per location")
         save_image(out_dir / "heatmap.png", fig)
 
+    def write_encoding_map(self, values: np.ndarray, label: str, name: str, pred: np.ndarray, out_dir: Path) -> None:
+        """``<name>.png``: a per-pixel property of the encoding (e.g. learned_rbf's sigma) with a colour
+        bar, next to the reconstruction."""
+        fig = colorbar_figure(values.reshape(self.res, self.res), float(values.max()), label, label)
+        recon = (np.clip(pred, 0, 1) * 255 + 0.5).astype(np.uint8)
+        h = fig.shape[0]
+        from PIL import Image
+
+        recon = np.asarray(Image.fromarray(recon).resize((h * self.res // self.res, h), Image.NEAREST))
+        save_image(out_dir / f"{name}.png", labelled_strip([recon, fig], ["reconstruction", label]))
+
     def write_frames(self, frames: list[tuple[int, np.ndarray, Any]], vmax: float, out_dir: Path) -> None:
         """``frames/NNNNN.png`` (reconstruction | frequency map) and ``frames.gif``."""
         pictures = []
