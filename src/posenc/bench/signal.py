@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +45,8 @@ def run_signal_bench(bc: SignalBenchConfig, progress: bool = True) -> Path:
     for m, seed in tqdm(jobs, desc="bench", unit="fit", disable=not progress):
         cfg = FitConfig.from_dict(configs[m].to_dict())
         cfg.train.seed = seed
-        key = f"{m}|{bc.path}|{bc.samples}|{bc.iters}|{seed}"
+        digest = hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+        key = f"{m}|{digest}"  # the full config: a changed default is a new run
         if key in done:
             continue
         metrics = fit(cfg, out / "runs" / f"{slug(m)}-seed{seed}", progress=False)
