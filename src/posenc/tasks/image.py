@@ -14,9 +14,9 @@ import torch
 
 from ..config import ImageConfig
 from ..errors import PosencError
-from ..io import load_image, prepare_image, save_gif, save_image
+from ..io import load_image, prepare_image, save_image
 from ..metrics import psnr, ssim
-from ..viz import colorbar_figure, error_map, heatmap, labelled_strip
+from ..viz import colorbar_figure, error_map, heatmap, labelled_strip, save_frame_sequence
 
 PROTOCOLS = ("fit", "gen25")
 
@@ -126,10 +126,8 @@ class ImageTask:
             if heat is not None:
                 tiles.append(heatmap(heat.reshape(self.res, self.res), vmax))
                 labels.append("max frequency")
-            strip = labelled_strip(tiles, labels)
-            save_image(out_dir / "frames" / f"{it:05d}.png", strip)
-            pictures.append(strip)
-        save_gif(out_dir / "frames.gif", pictures, duration_ms=250)
+            pictures.append((it, labelled_strip(tiles, labels)))
+        save_frame_sequence(out_dir, pictures)
 
 
 def render_image(field: torch.nn.Module, height: int, width: int, chunk: int = 65536) -> np.ndarray:

@@ -16,7 +16,8 @@ import torch
 
 from ..config import Signal1DConfig
 from ..errors import PosencError
-from ..io import atomic_write_text, save_gif, save_image
+from ..io import atomic_write_text, save_image
+from ..viz import save_frame_sequence
 from ..metrics import mse_to_psnr
 
 
@@ -163,9 +164,4 @@ class Signal1DTask:
         self._freq, self._vmax = values, vmax
 
     def write_frames(self, frames: list[tuple[int, np.ndarray, Any]], vmax: float, out_dir: Path) -> None:
-        pictures = []
-        for it, pred, heat in frames:
-            pic = self._plot(pred, f"iteration {it}", heat, vmax)
-            save_image(out_dir / "frames" / f"{it:05d}.png", pic)
-            pictures.append(pic)
-        save_gif(out_dir / "frames.gif", pictures, duration_ms=250)
+        save_frame_sequence(out_dir, [(it, self._plot(pred, f"iteration {it}", heat, vmax)) for it, pred, heat in frames])

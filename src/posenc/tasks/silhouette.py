@@ -18,7 +18,8 @@ import torch
 
 from ..config import SilhouetteConfig
 from ..errors import PosencError
-from ..io import save_gif, save_image
+from ..io import save_image
+from ..viz import save_frame_sequence
 
 
 def builtin_shape(size: int = 256) -> np.ndarray:
@@ -216,9 +217,5 @@ class SilhouetteTask:
         self._freq = (values, vmax)
 
     def write_frames(self, frames: list[tuple[int, np.ndarray, Any]], vmax: float, out_dir: Path) -> None:
-        pictures = []
-        for it, pred, heat in frames:
-            pic = self._overlay(pred, f"iteration {it}", heat, vmax)
-            save_image(out_dir / "frames" / f"{it:05d}.png", pic)
-            pictures.append(pic)
-        save_gif(out_dir / "frames.gif", pictures, duration_ms=200)
+        pictures = [(it, self._overlay(pred, f"iteration {it}", heat, vmax)) for it, pred, heat in frames]
+        save_frame_sequence(out_dir, pictures, duration_ms=200)
