@@ -140,7 +140,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from .train import fit
 
     cfg = _fit_config_from_args(args)
-    default_name = {"image": "astronaut", "signal1d": "signal1d", "silhouette": "star"}.get(cfg.task, cfg.task)
+    default_name = {"image": "astronaut", "signal1d": "signal1d", "silhouette": "star", "sdf": "torus", "occupancy": "torus"}.get(cfg.task, cfg.task)
     out = Path(args.out or f"runs/{Path(cfg.data.path).stem or default_name}-{cfg.method.replace(':', '_')}")
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
@@ -185,6 +185,29 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_mesh(args: argparse.Namespace) -> int:
+    from .io import save_mesh
+    from .runtime import set_threads, tune_allocator
+    from .tasks.shapes import extract_mesh
+    from .train import load_model
+
+    tune_allocator()
+    set_threads(args.threads)
+    if args.res < 8 or args.res > 1024:
+        raise PosencError(f"res must be between 8 and 1024, got {args.res}")
+    field, cfg, _ = load_model(args.run, device=args.device)
+    if cfg.task not in ("sdf", "occupancy"):
+        raise PosencError(f"mesh needs a 3-D model (sdf or occupancy); {args.run} holds a {cfg.task!r} model")
+    verts, faces = extract_mesh(field, args.res, 0.0)
+    if not len(faces):
+        raise PosencError("the field has no zero crossing: nothing to mesh")
+    if cfg.task == "occupancy":
+        faces = faces[:, ::-1]
+    save_mesh(args.out, verts, faces)
+    print(f"wrote {args.out} ({len(verts):,} vertices, {len(faces):,} faces)")
+    return 0
+
+
 def _cmd_encodings(args: argparse.Namespace) -> int:
     from .encodings import encoding_class
 
@@ -214,8 +237,14 @@ def _cmd_bench_images(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise PosencError("--methods needs at least one method")
-    extra = {"protocol": args.protocol, "res": args.res, "match_params": args.match_params} if args.task == "image" else {}
-    bc = ImageBenchConfig(data=args.data, methods=methods, out=args.out, task=args.task, lr=args.lr, iters=args.iters,
+    extra: dict[str, Any] = {}
+    task = args.task
+    if task == "image":
+        extra = {"protocol": args.protocol, "res": args.res, "match_params": args.match_params}
+    elif task == "shapes":
+        task = args.shape_task
+        extra = {"samples": args.samples, "mc_res": args.mc_res}
+    bc = ImageBenchConfig(data=args.data, methods=methods, out=args.out, task=task, lr=args.lr, iters=args.iters,
                           seed=args.seed, limit=args.limit, workers=args.workers,
                           images=tuple(n.strip() for n in args.images.split(",") if n.strip()),
                           threads=args.threads, device=args.device, **extra)
@@ -261,7 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit_sub = fit.add_subparsers(dest="task", required=True, parser_class=_Parser)
     helps = {"image": ("fit an image (default: scikit-image's astronaut)", "image file (any Pillow format); omit for the built-in image"),
              "signal1d": ("fit a 1-D signal (default: the built-in smooth + high-frequency signal)", ".npy or .csv column; omit for the built-in signal"),
-             "silhouette": ("deform a circle onto a silhouette's contour by Chamfer distance (SAPE Fig. 9)", "GIF/PNG, white shape on black; omit for a built-in star")}
+             "silhouette": ("deform a circle onto a silhouette's contour by Chamfer distance (SAPE Fig. 9)", "GIF/PNG, white shape on black; omit for a built-in star"),
+             "sdf": ("fit a signed distance field to a mesh (L1 loss; LPE's task)", "OBJ/OFF/PLY/STL mesh; omit for a built-in torus"),
+             "occupancy": ("fit an occupancy field to a mesh (BCE; occupancy networks / SAPE)", "OBJ/OFF/PLY/STL mesh; omit for a built-in torus")}
     for task, data_cls in TASK_CONFIGS.items():
         tp = fit_sub.add_parser(task, help=helps[task][0])
         tp.add_argument("path", nargs="?", default=None, help=helps[task][1])
@@ -287,6 +318,14 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--threads", type=int, default=0)
     render.set_defaults(func=_cmd_render)
 
+    mesh = sub.add_parser("mesh", help="marching cubes of a saved sdf / occupancy model")
+    mesh.add_argument("run", help="run folder (or model.safetensors)")
+    mesh.add_argument("--res", type=int, default=256)
+    mesh.add_argument("--out", required=True, help=".ply / .obj / .off / .stl")
+    mesh.add_argument("--device", default="cpu")
+    mesh.add_argument("--threads", type=int, default=0)
+    mesh.set_defaults(func=_cmd_mesh)
+
     enc = sub.add_parser("encodings", help="list every encoding with its parameters and defaults")
     enc.set_defaults(func=_cmd_encodings)
 
@@ -306,10 +345,16 @@ def build_parser() -> argparse.ArgumentParser:
         ("images", "methods x images, resumable (results.jsonl, results.md, montages)", "none,basic,positional,gaussian,rbf_grid,siren"),
         ("silhouettes", "methods x silhouettes, curve deformation by Chamfer (IoU table, overlay montages)",
          "none,gaussian,sape+gaussian,siren,rbf_grid,sape+rbf_grid"),
+        ("shapes", "methods x meshes, occupancy or sdf (IoU, Chamfer-L1, Hausdorff, previews)",
+         "none,gaussian,sape+gaussian,lpe,hash_grid,siren"),
     ):
         bi = bench_sub.add_parser(suite, help=help_text)
         bi.add_argument("--data", required=True, help="folder of images / silhouettes")
         bi.add_argument("--methods", default=methods)
+        if suite == "shapes":
+            bi.add_argument("--task", dest="shape_task", default="occupancy", choices=["occupancy", "sdf"])
+            bi.add_argument("--samples", type=int, default=300000)
+            bi.add_argument("--mc-res", type=int, default=128)
         if suite == "images":
             bi.add_argument("--protocol", default="gen25", choices=["gen25", "fit"])
             bi.add_argument("--res", type=int, default=256)
@@ -324,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         bi.add_argument("--device", default="cpu")
         bi.add_argument("--out", required=True)
         bi.add_argument("--quiet", action="store_true")
-        bi.set_defaults(func=_cmd_bench_images, task="image" if suite == "images" else "silhouette")
+        bi.set_defaults(func=_cmd_bench_images, task={"images": "image", "silhouettes": "silhouette", "shapes": "shapes"}[suite])
     bs = bench_sub.add_parser("signal1d", help="methods on a 1-D signal (SAPE Fig. 2): results.md and comparison.png")
     bs.add_argument("--methods", default="none,gaussian:sigma=30,progressive+gaussian:sigma=30,sape+gaussian:sigma=30")
     bs.add_argument("--path", default="", help=".npy / .csv signal (default: built-in)")

@@ -74,9 +74,26 @@ class SilhouetteConfig:
     raster: int = 512
 
 
+@dataclass
+class ShapeConfig:
+    """The 3-D tasks (``sdf``, ``occupancy``): ``path`` (OBJ/OFF/PLY/STL; '' = a built-in torus-knot),
+    ``samples`` training points (PROTOCOLS.md three-way sampling) drawn in mini-batches of ``batch``,
+    ``eval_points`` uniform + as many near-surface points for IoU, marching cubes at ``mc_res``,
+    ``chamfer_points`` per surface for Chamfer / Hausdorff, ``sample_seed`` for every random draw."""
+
+    path: str = ""
+    samples: int = 300000
+    batch: int = 16384
+    eval_points: int = 1000000
+    mc_res: int = 128
+    chamfer_points: int = 100000
+    sample_seed: int = 0
+
+
 # task name -> its data config class, and the network output activation that suits its values
-TASK_CONFIGS: dict[str, type] = {"image": ImageConfig, "signal1d": Signal1DConfig, "silhouette": SilhouetteConfig}
-TASK_OUTPUT = {"image": "sigmoid", "signal1d": "none", "silhouette": "none"}
+TASK_CONFIGS: dict[str, type] = {"image": ImageConfig, "signal1d": Signal1DConfig, "silhouette": SilhouetteConfig,
+                                 "sdf": ShapeConfig, "occupancy": ShapeConfig}
+TASK_OUTPUT = {"image": "sigmoid", "signal1d": "none", "silhouette": "none", "sdf": "none", "occupancy": "none"}
 
 
 @dataclass

@@ -175,3 +175,37 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
             return {k: fh.get_tensor(k) for k in fh.keys()}, meta
     except Exception as exc:  # noqa: BLE001 - a corrupt file is the user's input
         raise PosencError(f"cannot read model file {path}: {exc}".splitlines()[0]) from None
+
+
+MESH_SUFFIXES = (".obj", ".off", ".ply", ".stl")
+
+
+def load_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """A triangle mesh as float64 vertices ``(V, 3)`` and int64 faces ``(F, 3)`` (trimesh; scenes merged)."""
+    import trimesh
+
+    path = Path(path)
+    if not path.is_file():
+        raise PosencError(f"mesh not found: {path}")
+    if path.suffix.lower() not in MESH_SUFFIXES:
+        raise PosencError(f"mesh must be one of {', '.join(MESH_SUFFIXES)}, got {path.name}")
+    try:
+        mesh = trimesh.load(path, force="mesh", process=False)
+    except Exception as exc:  # noqa: BLE001 - whatever the parser says, the file is the problem
+        raise PosencError(f"cannot read mesh {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    faces = np.asarray(getattr(mesh, "faces", np.zeros((0, 3))), dtype=np.int64)
+    verts = np.asarray(getattr(mesh, "vertices", np.zeros((0, 3))), dtype=np.float64)
+    if faces.ndim != 2 or faces.shape[0] == 0 or faces.shape[1] != 3 or verts.shape[0] < 3:
+        raise PosencError(f"{path} has no triangles (empty or not a triangle mesh)")
+    if not np.isfinite(verts).all():
+        raise PosencError(f"{path} has non-finite vertex coordinates")
+    return verts, faces
+
+
+def save_mesh(path: str | Path, verts: np.ndarray, faces: np.ndarray) -> None:
+    """Write a mesh atomically (format from the suffix: .ply, .obj, .off, .stl)."""
+    import trimesh
+
+    mesh = trimesh.Trimesh(vertices=verts, faces=faces, process=False)
+    suffix = Path(path).suffix.lower().lstrip(".") or "ply"
+    _atomic(path, lambda p: mesh.export(p, file_type=suffix))

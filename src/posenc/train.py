@@ -116,6 +116,8 @@ class Trainer:
         set_threads(cfg.train.threads)
         self.device = resolve_device(cfg.train.device)
         self.task = make_task(cfg.task, cfg.data)
+        if hasattr(self.task, "cache_dir"):  # shapes: samples are cached beside the run, shared by its siblings
+            self.task.cache_dir = self.out.parent / ".posenc-cache"
         seed_everything(cfg.train.seed)
         self.field = build_field(cfg, self.task.in_dim, self.task.out_dim).to(self.device)
         self.opt = torch.optim.Adam(param_groups(self.field, cfg.train.lr))
@@ -222,24 +224,43 @@ class Trainer:
         field = self.field.train()
         t0 = time.perf_counter()  # the fit's time includes fitting the encoding and calibration
         policy = field.policy
-        if policy is not None:
-            policy.bind(x)
         if hasattr(field.encoding, "fit_to_data") and self.start == 0:
             # data-dependent encodings (learned_rbf) fit themselves to the training samples first
             self.encoding_fit = field.encoding.fit_to_data(x, y)
-        forward = self._make_forward(field, x)
+        batch = int(getattr(self.task, "batch_size", 0) or 0)
+        if batch and batch < x.shape[0]:
+            # mini-batches (shapes): a fresh seeded draw every step, through the general forward path
+            gen = torch.Generator().manual_seed(self.cfg.train.seed + self.start)
+            state: dict[str, torch.Tensor] = {}
+
+            def forward() -> torch.Tensor:
+                idx = torch.randint(x.shape[0], (batch,), generator=gen).to(self.device)
+                state["x"] = x[idx]
+                state["y"] = y[idx]
+                return field(state["x"])
+
+            def target() -> torch.Tensor:
+                return state["y"]
+        else:
+            if policy is not None:
+                policy.bind(x)
+            forward = self._make_forward(field, x)
+            state = {}
+
+            def target() -> torch.Tensor:
+                return y
         self.calibrate()
         bar = tqdm(total=cfg.iters, initial=self.start, disable=not self.progress, desc="fit", unit="it", dynamic_ncols=True)
         it = self.start
         try:
             for it in range(self.start, cfg.iters):
                 self.opt.zero_grad(set_to_none=True)
-                loss, per_sample = self._loss(forward(), y)
+                loss, per_sample = self._loss(forward(), target())
                 loss.backward()
                 self.opt.step()
                 if policy is not None:
-                    policy.step(it, per_sample.detach())
-                if self.frame_at and it + 1 in self.frame_at:
+                    policy.step(it, per_sample.detach(), state.get("x"))
+                if self.frame_at and it + 1 in self.frame_at and hasattr(self.task, "write_frames"):
                     self._snapshot(it + 1)
                 if it % 25 == 0 or it == cfg.iters - 1:
                     value = float(loss.detach())

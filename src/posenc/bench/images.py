@@ -16,7 +16,7 @@ import numpy as np
 
 from ..config import FitConfig, ImageConfig, TrainConfig
 from ..errors import PosencError
-from ..io import append_jsonl, atomic_write_text, read_jsonl, save_image
+from ..io import MESH_SUFFIXES, append_jsonl, atomic_write_text, read_jsonl, save_image
 from ..methods import apply_method, match_params
 from ..viz import labelled_strip
 from .common import fmt_pm, run_jobs
@@ -28,6 +28,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".we
 TASK_REPORT = {
     "image": ([("psnr", "PSNR (dB)", 2), ("psnr_heldout", "held-out PSNR (dB)", 2), ("ssim", "SSIM", 3)], "reconstruction.png", "target.png"),
     "silhouette": ([("iou", "IoU", 3), ("chamfer", "Chamfer", 5)], "overlay.png", None),
+    "occupancy": ([("iou", "IoU", 3), ("chamfer_l1", "Chamfer-L1", 4), ("hausdorff", "Hausdorff", 3)], "preview.png", None),
+    "sdf": ([("iou", "IoU", 3), ("chamfer_l1", "Chamfer-L1", 4), ("hausdorff", "Hausdorff", 3)], "preview.png", None),
 }
 
 
@@ -40,6 +42,8 @@ class ImageBenchConfig:
     out: str
     task: str = "image"
     lr: float = 0.0  # 0: each method's own default
+    samples: int = 300000  # shapes
+    mc_res: int = 128  # shapes
     protocol: str = "gen25"
     res: int = 256
     iters: int = 2000
@@ -52,19 +56,19 @@ class ImageBenchConfig:
     device: str = "cpu"
 
 
-def list_images(folder: str | Path, limit: int = 0, names: tuple[str, ...] = ()) -> list[Path]:
+def list_images(folder: str | Path, limit: int = 0, names: tuple[str, ...] = (), suffixes=IMAGE_SUFFIXES) -> list[Path]:
     """Images of ``folder`` in name order; ``names`` (stems) picks some, ``limit`` keeps the first K."""
     folder = Path(folder)
     if not folder.is_dir():
         raise PosencError(f"data folder not found: {folder}")
-    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
     if names:
         missing = sorted(set(names) - {p.stem for p in images})
         if missing:
             raise PosencError(f"no image named {', '.join(missing)} in {folder}")
         images = [p for p in images if p.stem in names]
     if not images:
-        raise PosencError(f"no images in {folder}")
+        raise PosencError(f"no input files ({', '.join(sorted(suffixes))}) in {folder}")
     return images[:limit] if limit > 0 else images
 
 
@@ -74,6 +78,8 @@ def slug(text: str) -> str:
 
 def run_key(image: str, cfg: FitConfig, match: int = 0) -> str:
     data = f"{cfg.data.protocol}|{cfg.data.res}" if cfg.task == "image" else cfg.task
+    if cfg.task in ("sdf", "occupancy"):
+        data += f"|{cfg.data.samples}|{cfg.data.mc_res}"
     key = f"{image}|{cfg.method}|{data}|{cfg.train.iters}|{cfg.train.seed}"
     return key + (f"|match{match}" if match else "")
 
@@ -96,13 +102,15 @@ def run_image_bench(bc: ImageBenchConfig, progress: bool = True) -> Path:
         raise PosencError(f"iters must be positive, got {bc.iters}")
     if bc.workers < 1:
         raise PosencError(f"workers must be >= 1, got {bc.workers}")
-    images = list_images(bc.data, bc.limit, bc.images)
+    images = list_images(bc.data, bc.limit, bc.images, MESH_SUFFIXES if bc.task in ("sdf", "occupancy") else IMAGE_SUFFIXES)
     out = Path(bc.out)
     threads = 1 if bc.workers > 1 else bc.threads
     train = TrainConfig(iters=bc.iters, seed=bc.seed, threads=threads, device=bc.device)
     base = FitConfig.for_task(bc.task, train=train)
     if bc.task == "image":
         base.data = ImageConfig(protocol=bc.protocol, res=bc.res)
+    elif bc.task in ("sdf", "occupancy"):
+        base.data.samples, base.data.mc_res = bc.samples, bc.mc_res
     configs = {m: apply_method(base, m) for m in bc.methods}  # validates every method before any run
     if bc.lr:
         for c in configs.values():
@@ -238,6 +246,9 @@ def _psnr_vs_time(out: Path, image: str, methods: list[str]) -> None:
 def _command(bc: ImageBenchConfig) -> list[str]:
     if bc.task == "image":
         cmd = ["bench", "images", "--data", bc.data, "--methods", ",".join(bc.methods), "--protocol", bc.protocol, "--res", str(bc.res)]
+    elif bc.task in ("sdf", "occupancy"):
+        cmd = ["bench", "shapes", "--task", bc.task, "--data", bc.data, "--methods", ",".join(bc.methods),
+               "--samples", str(bc.samples), "--mc-res", str(bc.mc_res)]
     else:
         cmd = ["bench", "silhouettes", "--data", bc.data, "--methods", ",".join(bc.methods)]
     cmd += ["--iters", str(bc.iters), "--seed", str(bc.seed), "--out", bc.out]

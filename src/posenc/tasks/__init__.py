@@ -7,9 +7,24 @@ from typing import Any
 from ..errors import PosencError
 from .image import ImageTask
 from .signal1d import Signal1DTask
+from .shapes import ShapeTask
 from .silhouette import SilhouetteTask
 
-TASKS = {"image": ImageTask, "signal1d": Signal1DTask, "silhouette": SilhouetteTask}
+
+class _ShapeKind:
+    """``sdf`` / ``occupancy`` entries of the task table: one ShapeTask class, two losses."""
+
+    in_dim, out_dim = ShapeTask.in_dim, ShapeTask.out_dim
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __call__(self, cfg: Any) -> ShapeTask:
+        return ShapeTask(cfg, self.kind)
+
+
+TASKS: dict[str, Any] = {"image": ImageTask, "signal1d": Signal1DTask, "silhouette": SilhouetteTask,
+                         "sdf": _ShapeKind("sdf"), "occupancy": _ShapeKind("occupancy")}
 
 
 def make_task(name: str, data_config: Any) -> Any:
@@ -18,4 +33,4 @@ def make_task(name: str, data_config: Any) -> Any:
     return TASKS[name](data_config)
 
 
-__all__ = ["ImageTask", "Signal1DTask", "SilhouetteTask", "TASKS", "make_task"]
+__all__ = ["ImageTask", "Signal1DTask", "SilhouetteTask", "ShapeTask", "TASKS", "make_task"]

@@ -1,0 +1,245 @@
+"""3-D shapes (PROTOCOLS.md "sdf and occupancy"): fit a signed distance (L1, LPE) or an occupancy (BCE,
+occupancy networks / SAPE) from a triangle mesh, evaluate IoU, Chamfer-L1 and Hausdorff.
+
+Geometry lives in [-1, 1]^3 (the mesh's bounding box centred at 0, longest side spanning [-0.9, 0.9]);
+the field sees ``x = (p + 1) / 2`` in [0, 1]^3 like every other task, so frequencies keep their meaning.
+Inside/outside comes from the generalised winding number (libigl), so meshes with holes (the Stanford
+bunny) get a sensible sign. Samples are drawn once and cached as ``.npz`` (no pickle) under the run's
+parent folder, keyed by a hash of the mesh file and the sampling settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import ShapeConfig
+from ..errors import PosencError
+from ..io import load_mesh, save_image, save_mesh
+from ..viz import labelled_strip, render_surface
+
+SAMPLING_VERSION = 1
+
+
+def normalise_mesh(verts: np.ndarray) -> np.ndarray:
+    """Centre the bounding box at 0 and scale its longest side to span [-0.9, 0.9]."""
+    lo, hi = verts.min(0), verts.max(0)
+    return (verts - (lo + hi) / 2) * (1.8 / max(float((hi - lo).max()), 1e-12))
+
+
+def builtin_mesh() -> tuple[np.ndarray, np.ndarray]:
+    import trimesh
+
+    m = trimesh.creation.torus(major_radius=0.6, minor_radius=0.22, major_sections=96, minor_sections=48)
+    return np.asarray(m.vertices, dtype=np.float64), np.asarray(m.faces, dtype=np.int64)
+
+
+def sample_surface(verts: np.ndarray, faces: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` area-uniform surface points and their face normals."""
+    import trimesh
+
+    mesh = trimesh.Trimesh(vertices=verts, faces=faces, process=False)
+    pts, face_idx = trimesh.sample.sample_surface(mesh, n, seed=seed)
+    return np.asarray(pts), np.asarray(mesh.face_normals[face_idx])
+
+
+def winding_inside(verts: np.ndarray, faces: np.ndarray, pts: np.ndarray, chunk: int = 200000) -> np.ndarray:
+    """Inside test by generalised winding number (> 0.5), robust to holes."""
+    import igl
+
+    out = [igl.winding_number(verts, faces, np.ascontiguousarray(pts[i : i + chunk])) > 0.5 for i in range(0, len(pts), chunk)]
+    return np.concatenate(out) if out else np.zeros(0, bool)
+
+
+def signed_distance(verts: np.ndarray, faces: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Distance to the surface, negative inside (winding-number sign)."""
+    import igl
+
+    d2, _, _ = igl.point_mesh_squared_distance(np.ascontiguousarray(pts), verts, faces)
+    return np.where(winding_inside(verts, faces, pts), -1.0, 1.0) * np.sqrt(d2)
+
+
+def three_way_samples(verts: np.ndarray, faces: np.ndarray, n: int, rng: np.random.Generator, seed: int) -> np.ndarray:
+    """PROTOCOLS.md: 1/3 uniform in [-1, 1]^3, 1/3 surface + N(0, 0.1^2), 1/3 surface + N(0, 0.01^2)."""
+    k = n // 3
+    surf, _ = sample_surface(verts, faces, 2 * k, seed)
+    uniform = rng.uniform(-1, 1, (n - 2 * k, 3))
+    wide = surf[:k] + rng.normal(0, 0.1, (k, 3))
+    narrow = surf[k:] + rng.normal(0, 0.01, (k, 3))
+    return np.clip(np.concatenate([uniform, wide, narrow]), -1.0, 1.0)
+
+
+def chamfer_hausdorff(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Chamfer-L1 ``(mean_a d(a, B) + mean_b d(b, A)) / 2`` and the Hausdorff distance of two point sets."""
+    from scipy.spatial import cKDTree
+
+    da, _ = cKDTree(b).query(a, workers=1)
+    db, _ = cKDTree(a).query(b, workers=1)
+    return float(0.5 * (da.mean() + db.mean())), float(max(da.max(), db.max()))
+
+
+def iou(pred: np.ndarray, truth: np.ndarray) -> float:
+    union = np.logical_or(pred, truth).sum()
+    return float(np.logical_and(pred, truth).sum() / union) if union else 1.0
+
+
+@torch.no_grad()
+def field_volume(field: torch.nn.Module, res: int, chunk: int = 131072) -> np.ndarray:
+    """The field on a (res + 1)^3 lattice over [-1, 1]^3 (chunked): ``(res+1, res+1, res+1)``."""
+    axis = torch.linspace(0.0, 1.0, res + 1)
+    out = []
+    for i in range(res + 1):  # one slab at a time keeps memory bounded at any resolution
+        yy, zz = torch.meshgrid(axis, axis, indexing="ij")
+        slab = torch.stack([torch.full_like(yy, float(axis[i])), yy, zz], -1).reshape(-1, 3)
+        out.append(field.predict(slab, chunk=chunk)[:, 0].reshape(res + 1, res + 1).numpy())
+    return np.stack(out)
+
+
+def extract_mesh(field: torch.nn.Module, res: int, level: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Marching cubes (scikit-image) of the field's ``level`` set; vertices in [-1, 1]^3. Empty if no crossing."""
+    from skimage.measure import marching_cubes
+
+    vol = field_volume(field, res)
+    if not (vol.min() < level < vol.max()):
+        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
+    verts, faces, _, _ = marching_cubes(vol, level=level, spacing=(2.0 / res,) * 3)
+    return verts - 1.0, faces.astype(np.int64)
+
+
+class ShapeTask:
+    """Samples, loss and evaluation for one mesh (``kind`` ``sdf`` or ``occupancy``). Knows nothing about encodings."""
+
+    in_dim = 3
+    out_dim = 1
+
+    def __init__(self, cfg: ShapeConfig, kind: str) -> None:
+        if kind not in ("sdf", "occupancy"):
+            raise PosencError(f"unknown shape task {kind!r}")
+        for key in ("samples", "batch", "eval_points", "mc_res", "chamfer_points"):
+            if getattr(cfg, key) < 8:
+                raise PosencError(f"{key} must be at least 8, got {getattr(cfg, key)}")
+        self.cfg, self.kind = cfg, kind
+        self.name = Path(cfg.path).stem if cfg.path else "torus"
+        verts, faces = load_mesh(cfg.path) if cfg.path else builtin_mesh()
+        self.verts, self.faces = normalise_mesh(verts), faces
+        self.batch_size = cfg.batch
+        self.cache_dir: Path | None = None
+        self._cache: dict[str, np.ndarray] | None = None
+        self.level = 0.0  # sdf zero set; occupancy logit 0 = probability 1/2
+        # mid-plane slice (z = 0) for pictures of spatial policies: 256 x 256 points in [0, 1]^3
+        axis = (torch.arange(256, dtype=torch.float32) + 0.5) / 256
+        yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+        self.coords = torch.stack([xx, 1 - yy, torch.full_like(xx, 0.5)], -1).reshape(-1, 3)
+        self.res = 256
+
+    # -- data -----------------------------------------------------------------------------------
+    def _key(self) -> str:
+        h = hashlib.sha1()
+        h.update(Path(self.cfg.path).read_bytes() if self.cfg.path else b"builtin-torus")
+        settings = {k: getattr(self.cfg, k) for k in ("samples", "eval_points", "chamfer_points", "sample_seed")}
+        h.update(json.dumps({"v": SAMPLING_VERSION, **settings}, sort_keys=True).encode())
+        return h.hexdigest()[:16]
+
+    def data(self) -> dict[str, np.ndarray]:
+        """Training and evaluation samples with labels, computed once per mesh and settings (cached)."""
+        if self._cache is not None:
+            return self._cache
+        path = self.cache_dir / f"{self.name}-{self._key()}.npz" if self.cache_dir else None
+        if path is not None and path.exists():
+            with np.load(path, allow_pickle=False) as z:
+                self._cache = {k: z[k] for k in z.files}
+            return self._cache
+        rng = np.random.default_rng(self.cfg.sample_seed)
+        seed = self.cfg.sample_seed
+        train = three_way_samples(self.verts, self.faces, self.cfg.samples, rng, seed)
+        near_surf, _ = sample_surface(self.verts, self.faces, self.cfg.eval_points, seed + 1)
+        eval_uniform = rng.uniform(-1, 1, (self.cfg.eval_points, 3))
+        eval_near = np.clip(near_surf + rng.normal(0, 0.01, near_surf.shape), -1, 1)
+        surface, normals = sample_surface(self.verts, self.faces, self.cfg.chamfer_points, seed + 2)
+        data = {
+            "train": train.astype(np.float32),
+            "train_sdf": signed_distance(self.verts, self.faces, train).astype(np.float32),
+            "eval_uniform": eval_uniform.astype(np.float32),
+            "eval_uniform_inside": winding_inside(self.verts, self.faces, eval_uniform),
+            "eval_near": eval_near.astype(np.float32),
+            "eval_near_inside": winding_inside(self.verts, self.faces, eval_near),
+            "surface": surface.astype(np.float32),
+            "surface_normals": normals.astype(np.float32),
+        }
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.stem + ".partial.npz")
+            np.savez(tmp, **data)
+            tmp.replace(path)
+        self._cache = data
+        return data
+
+    def train_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training points in [0, 1]^3 ``(N, 3)`` and targets ``(N, 1)``: signed distance or inside (0/1)."""
+        d = self.data()
+        x = torch.from_numpy((d["train"] + 1.0) / 2.0)
+        sdf = torch.from_numpy(d["train_sdf"])[:, None]
+        return x, (sdf if self.kind == "sdf" else (sdf < 0).float())
+
+    def loss_per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """sdf: L1 on signed distance; occupancy: binary cross-entropy on logits. ``(N, 1) -> (N,)``."""
+        if self.kind == "sdf":
+            return (pred - target).abs()[:, 0]
+        return F.binary_cross_entropy_with_logits(pred, target, reduction="none")[:, 0]
+
+    def progress_metrics(self, loss: float) -> dict[str, float]:
+        return {"l1" if self.kind == "sdf" else "bce": loss}
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def predict(self, field: torch.nn.Module) -> dict[str, np.ndarray]:
+        d = self.data()
+
+        def inside(points: np.ndarray) -> np.ndarray:
+            values = field.predict(torch.from_numpy((points + 1.0) / 2.0))[:, 0].numpy()
+            return values < self.level if self.kind == "sdf" else values > self.level
+
+        verts, faces = extract_mesh(field, self.cfg.mc_res, self.level)
+        if self.kind == "occupancy" and len(faces):
+            faces = faces[:, ::-1]  # occupancy grows inwards: flip so normals point out
+        return {"uniform": inside(d["eval_uniform"]), "near": inside(d["eval_near"]), "verts": verts, "faces": faces}
+
+    def evaluate(self, pred: dict[str, np.ndarray]) -> dict[str, Any]:
+        d = self.data()
+        out: dict[str, Any] = {
+            "iou_uniform": iou(pred["uniform"], d["eval_uniform_inside"]),
+            "iou_near": iou(pred["near"], d["eval_near_inside"]),
+            "psnr": None, "psnr_heldout": None, "ssim": None,
+        }
+        out["iou"] = 0.5 * (out["iou_uniform"] + out["iou_near"])
+        if len(pred["faces"]):
+            recon, _ = sample_surface(pred["verts"], pred["faces"], self.cfg.chamfer_points, self.cfg.sample_seed + 3)
+            out["chamfer_l1"], out["hausdorff"] = chamfer_hausdorff(recon, d["surface"])
+        else:
+            out["chamfer_l1"] = out["hausdorff"] = None
+        out["mc_res"] = self.cfg.mc_res
+        return out
+
+    def write_outputs(self, pred: dict[str, np.ndarray], out_dir: Path, metrics: dict[str, Any]) -> None:
+        truth = render_surface(*sample_surface(self.verts, self.faces, 300000, 0))
+        tiles, labels = [truth], [f"ground truth ({self.name})"]
+        if len(pred["faces"]):
+            save_mesh(out_dir / "mesh.ply", pred["verts"], pred["faces"])
+            pts, normals = sample_surface(pred["verts"], pred["faces"], 300000, 0)
+            tiles.append(render_surface(pts, normals))
+            labels.append(f"{self.kind}: IoU {metrics['iou']:.3f}, Chamfer-L1 {metrics['chamfer_l1']:.4f}")
+        else:
+            labels[0] += " (reconstruction is empty)"
+        save_image(out_dir / "preview.png", labelled_strip(tiles, labels))
+
+    def write_frequency_map(self, values: np.ndarray, vmax: float, out_dir: Path) -> None:
+        """``heatmap.png``: highest unmasked frequency on the z = 0 cross-section (like SAPE Fig. 10)."""
+        from ..viz import colorbar_figure
+
+        fig = colorbar_figure(values.reshape(256, 256), vmax, "max unmasked frequency (cycles / unit)", "mask on the z = 0 slice")
+        save_image(out_dir / "heatmap.png", fig)
