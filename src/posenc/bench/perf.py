@@ -27,6 +27,9 @@ CONFIGS: dict[str, tuple[str, int, int, NetworkConfig]] = {
     "sape+gaussian": ("sape+gaussian:features=256:sigma=20", 2, 3, _MLP3x256),
     "lpe": ("lpe:grid=32:bands=64", 2, 3, NetworkConfig(width=64, depth=3, activation="leaky_relu", output="sigmoid")),
     "hash_grid": ("hash_grid:levels=16:features_per_level=2:log2_table=16", 2, 3, NetworkConfig(width=64, depth=2, output="sigmoid")),
+    # 3-D shapes: mini-batches of random points, so the encoding runs every step
+    "gaussian 3-D occupancy": ("gaussian:features=256:sigma=5", 3, 1, NetworkConfig(width=256, depth=3, output="none")),
+    "lpe 3-D sdf": ("lpe:grid=32:bands=16", 3, 1, NetworkConfig(width=64, depth=3, activation="leaky_relu", output="none")),
 }
 
 
@@ -103,7 +106,15 @@ def time_training_step(spec: str, in_dim: int, out_dim: int, net: NetworkConfig,
             times.append(time.perf_counter() - t)
     step = statistics.median(times)
     flops = mlp_step_flops(field, pc.points, input_grad=not fixed)
-    return {"method": spec, "points": pc.points, "step_ms": step * 1e3, "gflops": flops / step / 1e9, "params": field.parameter_counts()["total"]}
+    # evaluation throughput: chunked inference on fresh random points (the path renders and metrics use)
+    field.eval()
+    probe = torch.rand(4 * pc.points, in_dim, generator=torch.Generator().manual_seed(1))
+    field.predict(probe[: pc.points])
+    t = time.perf_counter()
+    field.predict(probe)
+    eval_pts = probe.shape[0] / (time.perf_counter() - t)
+    return {"method": spec, "points": pc.points, "step_ms": step * 1e3, "gflops": flops / step / 1e9,
+            "params": field.parameter_counts()["total"], "train_points_per_s": pc.points / step, "eval_points_per_s": eval_pts}
 
 
 def run_perf(pc: PerfConfig, out: str | None = None) -> dict[str, Any]:
@@ -136,11 +147,11 @@ def format_perf(result: dict[str, Any]) -> str:
         "",
         f"Measured fp32 matmul peak: **{result['matmul_peak_gflops']:.1f} GFLOP/s** (2048^3 GEMM, best of 10).",
         "",
-        "| config | points | step (ms, median) | step / gaussian | achieved GFLOP/s (MLP) | % of peak | params |",
-        "|---|---|---|---|---|---|---|",
+        "| config | points | step (ms, median) | step / gaussian | achieved GFLOP/s (MLP) | % of peak | train points/s | eval points/s | params |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         ratio = f"{r['vs_gaussian']:.3f}" if r.get("vs_gaussian") else "-"
         lines.append(f"| {r['name']} (`{r['method']}`) | {r['points']:,} | {r['step_ms']:.1f} | {ratio} | {r['gflops']:.1f} | "
-                     f"{100 * r['fraction_of_peak']:.0f}% | {r['params']:,} |")
+                     f"{100 * r['fraction_of_peak']:.0f}% | {r.get('train_points_per_s', 0):,.0f} | {r.get('eval_points_per_s', 0):,.0f} | {r['params']:,} |")
     return "\n".join(lines) + "\n"
