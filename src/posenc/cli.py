@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import TASK_CONFIGS, FitConfig, NetworkConfig, TrainConfig, load_config
-from .encodings import encoding_names, encoding_parameters
+from .encodings import encoding_class, encoding_names, encoding_parameters
 from .errors import PosencError
 
 
@@ -102,9 +102,11 @@ def _fit_config_from_args(args: argparse.Namespace) -> FitConfig:
     if args.method:
         cfg = apply_method(cfg, args.method)
     if args.encoding:
+        encoding_class(args.encoding)  # an unknown name fails with the list of encodings
+    if args.encoding and not args.method:
+        cfg = apply_method(cfg, args.encoding)  # the encoding's preset network (lpe: 3x64 leaky-ReLU, grids: 2x64)
+    elif args.encoding:
         cfg.encoding = {"type": args.encoding}
-        if not args.method:
-            cfg.method = args.encoding
     if args.progressive:
         cfg.progressive = {"type": args.progressive}
         if args.progressive != "none" and "include_input" in encoding_parameters(cfg.encoding["type"]):
