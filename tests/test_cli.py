@@ -116,3 +116,10 @@ def test_viz_fourier(capsys, tmp_path):
     assert code == 0, err
     img = np.asarray(Image.open(tmp_path / "basis.png"))
     assert img.ndim == 3 and img.std() > 10  # a real picture, not a blank canvas
+
+
+def test_fit_without_a_path_uses_the_builtin_image(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "fit", "image", *FAST, "--out", tmp_path / "astro")
+    assert code == 0, err
+    cfg = json.loads((tmp_path / "astro" / "config.json").read_text())
+    assert cfg["data"]["path"] == "" and (tmp_path / "astro" / "comparison.png").exists()
