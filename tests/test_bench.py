@@ -70,3 +70,25 @@ def test_match_params_within_ten_percent():
 
     with pytest.raises(PosencError, match="cannot size"):
         match_params(apply_method(FitConfig(), "multires_lpe"), 1000, 2, 3)
+
+
+def test_bench_signal1d_and_shapes_small(tmp_path, capsys):
+    from posenc.cli import main
+
+    code = main(["bench", "signal1d", "--methods", "none,sape+gaussian:sigma=10:features=16:width=16",
+                 "--iters", "5", "--seeds", "1", "--samples", "32", "--out", str(tmp_path / "s"), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    md = (tmp_path / "s" / "results.md").read_text()
+    assert "| none |" in md and (tmp_path / "s" / "comparison.png").exists()
+
+    import trimesh
+
+    meshes = tmp_path / "meshes"
+    meshes.mkdir()
+    trimesh.creation.icosphere(subdivisions=2).export(meshes / "ball.obj")
+    code = main(["bench", "shapes", "--task", "occupancy", "--data", str(meshes), "--methods", "gaussian:sigma=1:features=8:width=16",
+                 "--iters", "3", "--samples", "600", "--mc-res", "16", "--eval-points", "2000", "--out", str(tmp_path / "sh"), "--quiet"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "| gaussian:sigma=1" in (tmp_path / "sh" / "results.md").read_text()
+    assert (tmp_path / "sh" / "montage_ball.png").exists()

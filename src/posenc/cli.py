@@ -245,7 +245,7 @@ def _cmd_bench_images(args: argparse.Namespace) -> int:
         extra = {"protocol": args.protocol, "res": args.res, "match_params": args.match_params}
     elif task == "shapes":
         task = args.shape_task
-        extra = {"samples": args.samples, "mc_res": args.mc_res}
+        extra = {"samples": args.samples, "mc_res": args.mc_res, "eval_points": args.eval_points}
     bc = ImageBenchConfig(data=args.data, methods=methods, out=args.out, task=task, lr=args.lr, iters=args.iters,
                           seed=args.seed, limit=args.limit, workers=args.workers,
                           images=tuple(n.strip() for n in args.images.split(",") if n.strip()),
@@ -357,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
             bi.add_argument("--task", dest="shape_task", default="occupancy", choices=["occupancy", "sdf"])
             bi.add_argument("--samples", type=int, default=300000)
             bi.add_argument("--mc-res", type=int, default=128)
+            bi.add_argument("--eval-points", type=int, default=1000000, help="uniform and near-surface IoU points (each)")
         if suite == "images":
             bi.add_argument("--protocol", default="gen25", choices=["gen25", "fit"])
             bi.add_argument("--res", type=int, default=256)

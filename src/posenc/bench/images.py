@@ -44,6 +44,7 @@ class ImageBenchConfig:
     lr: float = 0.0  # 0: each method's own default
     samples: int = 300000  # shapes
     mc_res: int = 128  # shapes
+    eval_points: int = 1000000  # shapes
     protocol: str = "gen25"
     res: int = 256
     iters: int = 2000
@@ -79,7 +80,7 @@ def slug(text: str) -> str:
 def run_key(image: str, cfg: FitConfig, match: int = 0) -> str:
     data = f"{cfg.data.protocol}|{cfg.data.res}" if cfg.task == "image" else cfg.task
     if cfg.task in ("sdf", "occupancy"):
-        data += f"|{cfg.data.samples}|{cfg.data.mc_res}"
+        data += f"|{cfg.data.samples}|{cfg.data.mc_res}|{cfg.data.eval_points}"
     key = f"{image}|{cfg.method}|{data}|{cfg.train.iters}|{cfg.train.seed}"
     return key + (f"|match{match}" if match else "")
 
@@ -110,7 +111,7 @@ def run_image_bench(bc: ImageBenchConfig, progress: bool = True) -> Path:
     if bc.task == "image":
         base.data = ImageConfig(protocol=bc.protocol, res=bc.res)
     elif bc.task in ("sdf", "occupancy"):
-        base.data.samples, base.data.mc_res = bc.samples, bc.mc_res
+        base.data.samples, base.data.mc_res, base.data.eval_points = bc.samples, bc.mc_res, bc.eval_points
     configs = {m: apply_method(base, m) for m in bc.methods}  # validates every method before any run
     if bc.lr:
         for c in configs.values():
@@ -248,7 +249,7 @@ def _command(bc: ImageBenchConfig) -> list[str]:
         cmd = ["bench", "images", "--data", bc.data, "--methods", ",".join(bc.methods), "--protocol", bc.protocol, "--res", str(bc.res)]
     elif bc.task in ("sdf", "occupancy"):
         cmd = ["bench", "shapes", "--task", bc.task, "--data", bc.data, "--methods", ",".join(bc.methods),
-               "--samples", str(bc.samples), "--mc-res", str(bc.mc_res)]
+               "--samples", str(bc.samples), "--mc-res", str(bc.mc_res), "--eval-points", str(bc.eval_points)]
     else:
         cmd = ["bench", "silhouettes", "--data", bc.data, "--methods", ",".join(bc.methods)]
     cmd += ["--iters", str(bc.iters), "--seed", str(bc.seed), "--out", bc.out]
