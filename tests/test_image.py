@@ -147,3 +147,19 @@ def test_interrupt_then_resume(image_path, tmp_path, monkeypatch):
 
     straight = fit(cfg, tmp_path / "straight", progress=False)
     assert metrics["psnr"] == pytest.approx(straight["psnr"], abs=1e-3)
+
+
+def test_cosine_schedule_reaches_final_ratio(image_path, tmp_path):
+    cfg = small_config(image_path, iters=20)
+    cfg.train.lr_schedule = "cosine"
+    cfg.train.lr_final_ratio = 0.1
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    trainer.run()
+    last = trainer.opt.param_groups[0]["lr"]
+    expected = 3e-3 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 19 / 20)))
+    assert last == pytest.approx(expected)
+    from posenc.errors import PosencError
+
+    cfg.train.lr_schedule = "step"
+    with pytest.raises(PosencError, match="lr_schedule"):
+        Trainer(cfg, tmp_path / "bad", progress=False)

@@ -39,6 +39,8 @@ class TrainConfig:
     device: str = "cpu"
     checkpoint_every: int = 500
     frames: int = 0
+    lr_schedule: str = "constant"  # or "cosine": lr decays to lr_final_ratio * lr by the last step
+    lr_final_ratio: float = 0.1
 
 
 @dataclass

@@ -33,6 +33,10 @@ def validate(cfg: FitConfig) -> None:
         raise PosencError(f"threads must be >= 0 (0 = default), got {t.threads}")
     if t.checkpoint_every < 0:
         raise PosencError(f"checkpoint_every must be >= 0, got {t.checkpoint_every}")
+    if t.lr_schedule not in ("constant", "cosine"):
+        raise PosencError(f"lr_schedule must be constant or cosine, got {t.lr_schedule!r}")
+    if not 0 < t.lr_final_ratio <= 1:
+        raise PosencError(f"lr_final_ratio must be in (0, 1], got {t.lr_final_ratio}")
 
 
 def save_model(path: Path, field: Field, cfg: FitConfig, extra: dict[str, Any] | None = None) -> None:
@@ -253,7 +257,12 @@ class Trainer:
         bar = tqdm(total=cfg.iters, initial=self.start, disable=not self.progress, desc="fit", unit="it", dynamic_ncols=True)
         it = self.start
         try:
+            base_lrs = [g["lr"] for g in self.opt.param_groups]
             for it in range(self.start, cfg.iters):
+                if cfg.lr_schedule == "cosine":
+                    scale = cfg.lr_final_ratio + (1 - cfg.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * it / cfg.iters))
+                    for group, lr in zip(self.opt.param_groups, base_lrs):
+                        group["lr"] = lr * scale
                 self.opt.zero_grad(set_to_none=True)
                 loss, per_sample = self._loss(forward(), target())
                 loss.backward()
