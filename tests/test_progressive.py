@@ -215,3 +215,19 @@ def test_blocks_open_groups_of_bands_together():
     for t in range(5):
         pol.step(t, torch.ones(3))
     torch.testing.assert_close(pol.band_alpha(None), torch.tensor([0.5] * 4 + [0.0] * 4))
+
+
+def test_mask_blur_is_box_filter_then_interpolation():
+    import torch.nn.functional as F
+
+    enc = gaussian(features=6)
+    pol = SpatialProgression(enc, 100, mask_grid=6, mask_blur=3)
+    g = torch.Generator().manual_seed(3)
+    pol.level.copy_(torch.rand(36, generator=g) * 6)
+    cells = (pol.level[:, None] - torch.arange(6.0)).clamp(0, 1).T.reshape(6, 1, 6, 6)
+    blurred = F.avg_pool2d(F.pad(cells, (1, 1, 1, 1), mode="replicate"), 3, stride=1).reshape(6, 36).T
+    x = torch.rand(50, 2, generator=g)
+    idx, w = multilinear_weights(x, 6)
+    torch.testing.assert_close(pol.band_alpha(x), (blurred[idx] * w[..., None]).sum(1), rtol=1e-5, atol=1e-6)
+    pol.bind(x)
+    torch.testing.assert_close(pol.train_mask(), pol.mask(x))

@@ -33,7 +33,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 # policy prefixes: "sape+ENC" and "progressive+ENC"; SAPE feeds the raw coordinates as identity channels
 POLICY_PREFIXES = {"sape": "spatial", "progressive": "global"}
-_POLICY_KEYS = {"epsilon": float, "mask_grid": int, "smooth": int, "blocks": int}
+_POLICY_KEYS = {"epsilon": float, "mask_grid": int, "smooth": int, "blocks": int, "mask_blur": int}
 _NETWORK_KEYS = {"width": int, "depth": int, "activation": str, "output": str, "omega0": float}
 _TRAIN_KEYS = {"lr": float}
 

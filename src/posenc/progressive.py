@@ -20,7 +20,9 @@ Both progressive policies implement the paper's soft linear ramp: a cell's state
 "level" L (number of bands opened so far, fractional while a band ramps) and ``alpha_k = clamp(L - k,
 0, 1)``. (The public SAPE code opens whole blocks at once; its ramp sits after an early ``return``.)
 ``blocks`` groups consecutive bands into that many steps that open together (the public silhouette
-setting uses 6); by default every band is its own step.
+setting uses 6); by default every band is its own step. ``mask_blur`` (spatial, odd k, default 1 = off)
+box-blurs the cell masks over k^d cells before interpolating them, as the public SAPE code does (k = 5
+at grid 128); the paper's eq. 6 is the unblurred interpolation.
 """
 
 from __future__ import annotations
@@ -162,7 +164,7 @@ class SpatialProgression(MaskPolicy):
     type_name = "spatial"
 
     def __init__(self, encoding: Encoding, iters: int, epsilon: float = 1e-3, mask_grid: int = 0, smooth: int = 3,
-                 blocks: int = 0) -> None:
+                 blocks: int = 0, mask_blur: int = 1) -> None:
         super().__init__(encoding, iters, blocks)
         if not epsilon >= 0:
             raise PosencError(f"epsilon must be >= 0, got {epsilon}")
@@ -171,7 +173,10 @@ class SpatialProgression(MaskPolicy):
             raise PosencError(f"mask_grid must be between 1 and {int(round((64**3 * 8) ** (1 / self.d)))} in {self.d}-D, got {grid}")
         if smooth < 1 or smooth % 2 == 0:
             raise PosencError(f"smooth must be an odd kernel size >= 1, got {smooth}")
+        if mask_blur < 1 or mask_blur % 2 == 0:
+            raise PosencError(f"mask_blur must be an odd kernel size >= 1, got {mask_blur}")
         self.epsilon, self.res, self.smooth = float(epsilon), int(grid), int(smooth)
+        self.mask_blur = int(mask_blur)
         cells = self.res**self.d
         self.register_buffer("level", torch.full((cells,), self.start_level))
         self.register_buffer("in_progress", torch.ones(cells, dtype=torch.bool))
@@ -179,6 +184,7 @@ class SpatialProgression(MaskPolicy):
         self.register_buffer("weight_sum", torch.zeros(cells))
         self._bound_idx: torch.Tensor | None = None
         self._bound_w: torch.Tensor | None = None
+        self._splat: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def active(self) -> bool:
@@ -195,16 +201,39 @@ class SpatialProgression(MaskPolicy):
             alpha[sel] = (self._ramp(levels[sel]) * w[sel, :, None]).sum(1)
         return alpha
 
-    def band_alpha(self, x: torch.Tensor) -> torch.Tensor:
+    def _neighbours(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cells and weights that make the mask at ``x``: the 2^d interpolation corners (eq. 6), each
+        spread over a ``mask_blur``^d box of cells when the cell masks are box-blurred first (as the
+        public SAPE code does; borders replicate)."""
         idx, w = multilinear_weights(x.to(self.level.device), self.res)
-        return self._alpha_from(idx, w)
+        if self.mask_blur == 1:
+            return idx, w
+        r, half = self.res, self.mask_blur // 2
+        coords = torch.stack(torch.unravel_index(idx, (r,) * self.d), -1)  # (N, 2^d, d)
+        offsets = torch.stack(torch.meshgrid(*[torch.arange(-half, half + 1)] * self.d, indexing="ij"), -1).reshape(-1, self.d)
+        spread = (coords[:, :, None, :] + offsets.to(idx.device)).clamp(0, r - 1)  # (N, 2^d, k^d, d)
+        strides = torch.tensor([r ** (self.d - 1 - a) for a in range(self.d)], device=idx.device)
+        flat = (spread * strides).sum(-1).reshape(idx.shape[0], -1)
+        weights = (w[:, :, None] / offsets.shape[0]).expand(-1, -1, offsets.shape[0]).reshape(idx.shape[0], -1)
+        return flat, weights
+
+    def band_alpha(self, x: torch.Tensor) -> torch.Tensor:
+        return self._alpha_from(*self._neighbours(x))
 
     def bind(self, x: torch.Tensor) -> None:
         super().bind(x)
-        self._bound_idx, self._bound_w = multilinear_weights(x.to(self.level.device), self.res)
+        self._bound_idx, self._bound_w = self._neighbours(x)
+        self._splat = None
 
     def train_mask(self) -> torch.Tensor:
         return self.channel_mask(self._alpha_from(self._bound_idx, self._bound_w))
+
+    @property
+    def _bound_splat(self) -> tuple[torch.Tensor, torch.Tensor]:
+        # eq. 7 splats with the plain interpolation weights (the blur only shapes the mask)
+        if self._splat is None:
+            self._splat = multilinear_weights(self._bound.to(self.level.device), self.res)
+        return self._splat
 
     def splat_loss(self, per_sample_loss: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> None:
         """eq. 7: add each sample's loss to its neighbouring cells, weighted by interpolation weights."""
@@ -227,7 +256,7 @@ class SpatialProgression(MaskPolicy):
         if not bool(self.in_progress.any()):
             return
         if x is None:
-            idx, w = self._bound_idx, self._bound_w
+            idx, w = self._bound_splat
         else:
             idx, w = multilinear_weights(x.to(self.level.device), self.res)
         self.splat_loss(per_sample_loss.detach().to(self.level.dtype), idx, w)
