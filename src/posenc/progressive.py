@@ -31,6 +31,7 @@ import math
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .encodings import Encoding
@@ -184,7 +185,6 @@ class SpatialProgression(MaskPolicy):
         self.register_buffer("weight_sum", torch.zeros(cells))
         self._bound_idx: torch.Tensor | None = None
         self._bound_w: torch.Tensor | None = None
-        self._splat: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def active(self) -> bool:
@@ -201,39 +201,29 @@ class SpatialProgression(MaskPolicy):
             alpha[sel] = (self._ramp(levels[sel]) * w[sel, :, None]).sum(1)
         return alpha
 
-    def _neighbours(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cells and weights that make the mask at ``x``: the 2^d interpolation corners (eq. 6), each
-        spread over a ``mask_blur``^d box of cells when the cell masks are box-blurred first (as the
-        public SAPE code does; borders replicate)."""
-        idx, w = multilinear_weights(x.to(self.level.device), self.res)
-        if self.mask_blur == 1:
-            return idx, w
-        r, half = self.res, self.mask_blur // 2
-        coords = torch.stack(torch.unravel_index(idx, (r,) * self.d), -1)  # (N, 2^d, d)
-        offsets = torch.stack(torch.meshgrid(*[torch.arange(-half, half + 1)] * self.d, indexing="ij"), -1).reshape(-1, self.d)
-        spread = (coords[:, :, None, :] + offsets.to(idx.device)).clamp(0, r - 1)  # (N, 2^d, k^d, d)
-        strides = torch.tensor([r ** (self.d - 1 - a) for a in range(self.d)], device=idx.device)
-        flat = (spread * strides).sum(-1).reshape(idx.shape[0], -1)
-        weights = (w[:, :, None] / offsets.shape[0]).expand(-1, -1, offsets.shape[0]).reshape(idx.shape[0], -1)
-        return flat, weights
+    def _blurred_alpha(self, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Masks of the cells box-blurred over ``mask_blur``^d cells (replicate borders), then
+        interpolated: ``(N, bands)``. Costs O(cells x bands + N x 2^d x bands) per call."""
+        cells = self._ramp(self.level)  # (r^d, bands)
+        grid = cells.T.reshape(cells.shape[1], 1, *([self.res] * self.d))
+        pad = self.mask_blur // 2
+        pool = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[self.d - 1]
+        blurred = pool(F.pad(grid, [pad] * (2 * self.d), mode="replicate"), self.mask_blur, stride=1)
+        blurred = blurred.reshape(cells.shape[1], -1).T
+        return (blurred[idx] * w[..., None]).sum(1)
+
+    def _alpha_at(self, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return self._alpha_from(idx, w) if self.mask_blur == 1 else self._blurred_alpha(idx, w)
 
     def band_alpha(self, x: torch.Tensor) -> torch.Tensor:
-        return self._alpha_from(*self._neighbours(x))
+        return self._alpha_at(*multilinear_weights(x.to(self.level.device), self.res))
 
     def bind(self, x: torch.Tensor) -> None:
         super().bind(x)
-        self._bound_idx, self._bound_w = self._neighbours(x)
-        self._splat = None
+        self._bound_idx, self._bound_w = multilinear_weights(x.to(self.level.device), self.res)
 
     def train_mask(self) -> torch.Tensor:
-        return self.channel_mask(self._alpha_from(self._bound_idx, self._bound_w))
-
-    @property
-    def _bound_splat(self) -> tuple[torch.Tensor, torch.Tensor]:
-        # eq. 7 splats with the plain interpolation weights (the blur only shapes the mask)
-        if self._splat is None:
-            self._splat = multilinear_weights(self._bound.to(self.level.device), self.res)
-        return self._splat
+        return self.channel_mask(self._alpha_at(self._bound_idx, self._bound_w))
 
     def splat_loss(self, per_sample_loss: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> None:
         """eq. 7: add each sample's loss to its neighbouring cells, weighted by interpolation weights."""
@@ -256,7 +246,7 @@ class SpatialProgression(MaskPolicy):
         if not bool(self.in_progress.any()):
             return
         if x is None:
-            idx, w = self._bound_splat
+            idx, w = self._bound_idx, self._bound_w
         else:
             idx, w = multilinear_weights(x.to(self.level.device), self.res)
         self.splat_loss(per_sample_loss.detach().to(self.level.dtype), idx, w)
