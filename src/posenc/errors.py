@@ -6,8 +6,3 @@ from __future__ import annotations
 class PosencError(Exception):
     """A problem with the user's input (file, shape or setting), not a bug in posenc."""
 
-
-def require(condition: bool, message: str) -> None:
-    """Raise :class:`PosencError` with ``message`` unless ``condition`` holds."""
-    if not condition:
-        raise PosencError(message)

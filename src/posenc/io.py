@@ -6,12 +6,15 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 
 from .errors import PosencError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 def _atomic(path: str | Path, write: Callable[[Path], None]) -> None:
@@ -84,10 +87,8 @@ def save_gif(path: str | Path, frames: list[np.ndarray], duration_ms: int = 120)
     _atomic(path, lambda p: ims[0].save(p, format="GIF", save_all=True, append_images=ims[1:], duration=duration_ms, loop=0))
 
 
-def _pil_to_rgb_float(img: "Image.Image") -> np.ndarray:  # noqa: F821
+def _pil_to_rgb_float(img: "Image.Image") -> np.ndarray:
     """Any Pillow mode -> (H, W, 3) float32 in [0, 1]; alpha composited on white."""
-    from PIL import Image
-
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
         arr = np.asarray(img, dtype=np.float32) / 65535.0
@@ -140,7 +141,7 @@ def load_image(path: str | Path, res: int | None = None) -> np.ndarray:
     return prepare_image(img, res)
 
 
-def prepare_image(img: "Image.Image", res: int | None) -> np.ndarray:  # noqa: F821
+def prepare_image(img: "Image.Image", res: int | None) -> np.ndarray:
     """Centre-crop and LANCZOS-resize a Pillow image per PROTOCOLS.md: -> (R, R, 3) float32 in [0, 1]."""
     from PIL import Image
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import math
 import multiprocessing as mp
-import os
 import signal
 import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -37,10 +36,6 @@ def run_jobs(fn: Callable[[Any], Any], jobs: list[Any], workers: int) -> Iterato
             for fut in done:
                 job = pending.pop(fut)
                 yield job, fut.result()
-
-
-def default_workers() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
 
 
 def mean_std(values: Iterable[float | None]) -> tuple[float, float, int]:

@@ -265,6 +265,3 @@ def _command(bc: ImageBenchConfig) -> list[str]:
         cmd += ["--workers", str(bc.workers)]
     return cmd
 
-
-def summary(out: Path) -> str:
-    return (out / "results.md").read_text() if (out / "results.md").exists() else json.dumps({})

@@ -115,7 +115,7 @@ class ImageTask:
         h = fig.shape[0]
         from PIL import Image
 
-        recon = np.asarray(Image.fromarray(recon).resize((h * self.res // self.res, h), Image.NEAREST))
+        recon = np.asarray(Image.fromarray(recon).resize((h, h), Image.NEAREST))
         save_image(out_dir / f"{name}.png", labelled_strip([recon, fig], ["reconstruction", label]))
 
     def write_frames(self, frames: list[tuple[int, np.ndarray, Any]], vmax: float, out_dir: Path) -> None:
