@@ -3,6 +3,7 @@ SAPE Table 1 (mean ± std per method), with a montage per file."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import re
@@ -77,6 +78,17 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", text)
 
 
+_NOT_RESULTS = {"threads", "device", "checkpoint_every", "frames"}  # settings that do not change a result
+
+
+def config_digest(config: dict[str, Any]) -> str:
+    """Identity of a run: its full config with defaults filled in (so rows written before a new
+    setting existed still match), minus settings that only affect speed or logging."""
+    full = FitConfig.from_dict(config).to_dict()
+    full["train"] = {k: v for k, v in full["train"].items() if k not in _NOT_RESULTS}
+    return hashlib.sha1(json.dumps(full, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def run_key(image: str, cfg: FitConfig, match: int = 0) -> str:
     data = f"{cfg.data.protocol}|{cfg.data.res}" if cfg.task == "image" else cfg.task
     if cfg.task in ("sdf", "occupancy"):
@@ -118,14 +130,18 @@ def run_image_bench(bc: ImageBenchConfig, progress: bool = True) -> Path:
             c.train.lr = bc.lr
     if bc.match_params:
         configs = {m: match_params(c, bc.match_params, 2, 3) for m, c in configs.items()}
-    done = {r["key"] for r in read_jsonl(out / "results.jsonl")}
+    # a run is done when a row with the same full config exists: a changed default re-runs it
+    done = {config_digest(r["config"]) for r in read_jsonl(out / "results.jsonl")}
+    wanted = set()
     jobs = []
     for img in images:
         for m, mcfg in configs.items():
             cfg = FitConfig.from_dict(mcfg.to_dict())
             cfg.data.path = str(img)
             key = run_key(img.stem, cfg, bc.match_params)
-            if key in done:
+            digest = config_digest(cfg.to_dict())
+            wanted.add(digest)
+            if digest in done:
                 continue
             jobs.append({"key": key, "image": img.stem, "method": m, "config": cfg.to_dict(), "out": str(out / "runs" / img.stem / slug(m))})
     bar = tqdm(total=len(jobs), desc="bench", unit="fit", disable=not progress)
@@ -134,15 +150,16 @@ def run_image_bench(bc: ImageBenchConfig, progress: bool = True) -> Path:
         key = TASK_REPORT[bc.task][0][0][0]
         bar.set_postfix_str(f"{job['image']} {job['method']} {key} {metrics[key]:.3f}")
         bar.update(1)
-        write_report(out, bc)
+        write_report(out, bc, wanted)
     bar.close()
-    write_report(out, bc)
+    write_report(out, bc, wanted)
     return out
 
 
-def write_report(out: Path, bc: ImageBenchConfig) -> None:
-    """results.md (mean ± std per method, per-file table) and a montage per file."""
-    rows = [r for r in read_jsonl(out / "results.jsonl") if r["method"] in bc.methods]
+def write_report(out: Path, bc: ImageBenchConfig, wanted: set[str]) -> None:
+    """results.md (mean ± std per method, per-file table) and a montage per file, from the rows whose
+    config is the one this command asks for."""
+    rows = [r for r in read_jsonl(out / "results.jsonl") if r["method"] in bc.methods and config_digest(r["config"]) in wanted]
     if not rows:
         return
     columns, tile, target = TASK_REPORT[bc.task]
