@@ -32,6 +32,12 @@ def test_bench_images_writes_and_resumes(tmp_path):
     # resume: nothing re-runs
     run_image_bench(bc, progress=False)
     assert len(read_jsonl(tmp_path / "out" / "results.jsonl")) == 4
+    # a changed setting is a different run, and the table shows only the runs of the current settings
+    bc.lr = 5e-3
+    run_image_bench(bc, progress=False)
+    rows = read_jsonl(tmp_path / "out" / "results.jsonl")
+    assert len(rows) == 8
+    assert "| 2 |" in (tmp_path / "out" / "results.md").read_text()
 
 
 def test_mlp_flop_count():
