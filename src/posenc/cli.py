@@ -362,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
             bi.add_argument("--protocol", default="gen25", choices=["gen25", "fit"])
             bi.add_argument("--res", type=int, default=256)
             bi.add_argument("--match-params", type=int, default=0, help="size every method to this many learned parameters (within 10%%)")
-        bi.add_argument("--iters", type=int, default=2000)
+        bi.add_argument("--iters", type=int, default=0, help="training iterations (default: the task's, 2000; silhouettes 10000)")
         bi.add_argument("--lr", type=float, default=0.0, help="learning rate for every method (default: each method's own)")
         bi.add_argument("--seed", type=int, default=0)
         bi.add_argument("--limit", type=int, default=0, help="first K files only")

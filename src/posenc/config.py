@@ -95,7 +95,12 @@ class ShapeConfig:
 # task name -> its data config class, and the network output activation that suits its values
 TASK_CONFIGS: dict[str, type] = {"image": ImageConfig, "signal1d": Signal1DConfig, "silhouette": SilhouetteConfig,
                                  "sdf": ShapeConfig, "occupancy": ShapeConfig}
-TASK_OUTPUT = {"image": "sigmoid", "signal1d": "none", "silhouette": "none", "sdf": "none", "occupancy": "none"}
+# per-task defaults that differ from NetworkConfig / TrainConfig. Silhouettes follow the public SAPE
+# setting for curves: 2 hidden layers, lr 1e-5, 10,000 iterations.
+TASK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "image": {"network": {"output": "sigmoid"}},
+    "silhouette": {"network": {"depth": 2}, "train": {"iters": 10000, "lr": 1e-5}},
+}
 
 
 @dataclass
@@ -131,7 +136,9 @@ class FitConfig:
         """Defaults for ``task`` (its data config class)."""
         if task not in TASK_CONFIGS:
             raise PosencError(f"unknown task {task!r}; valid: {', '.join(TASK_CONFIGS)}")
-        kwargs.setdefault("network", NetworkConfig(output=TASK_OUTPUT[task]))
+        defaults = TASK_DEFAULTS.get(task, {})
+        kwargs.setdefault("network", NetworkConfig(**defaults.get("network", {})))
+        kwargs.setdefault("train", TrainConfig(**defaults.get("train", {})))
         return cls(task=task, data=TASK_CONFIGS[task](), **kwargs)
 
 

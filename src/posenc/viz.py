@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Callable
+
 import numpy as np
 
 
@@ -44,17 +47,34 @@ def labelled_strip(images: list[np.ndarray], labels: list[str], tile: int | None
             im = im.resize((tile, tile), Image.NEAREST)
         tiles.append(im)
     h = max(t.height for t in tiles)
-    bar, gap = 22, 4
+    gap, line = 4, 16
+    font = _font(13)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    wrapped = [_wrap(label, im.width - 6, lambda t: measure.textlength(t, font=font)) for im, label in zip(tiles, labels)]
+    bar = 6 + line * max(len(w) for w in wrapped)
     width = sum(t.width for t in tiles) + gap * (len(tiles) - 1)
     canvas = Image.new("RGB", (width, h + bar), "white")
     draw = ImageDraw.Draw(canvas)
-    font = _font(13)
     x = 0
-    for im, label in zip(tiles, labels):
+    for im, lines in zip(tiles, wrapped):
         canvas.paste(im, (x, bar))
-        draw.text((x + 3, 4), label, fill="black", font=font)
+        for k, text in enumerate(lines):
+            draw.text((x + 3, 3 + line * k), text, fill="black", font=font)
         x += im.width + gap
     return np.asarray(canvas)
+
+
+def _wrap(label: str, width: float, length: Callable[[str], float]) -> list[str]:
+    """Break a caption into lines no wider than ``width``, after ':' or ' ' (method settings) where it
+    can, inside a word where it must."""
+    lines, current = [], ""
+    for piece in re.split(r"(?<=[: ])", label):
+        for char in piece if length(piece) > width else [piece]:
+            if current and length(current + char) > width:
+                lines.append(current)
+                current = ""
+            current += char
+    return lines + [current] if current else lines or [""]
 
 
 def stack_rows(rows: list[np.ndarray]) -> np.ndarray:

@@ -9,13 +9,14 @@ import platform
 import re
 import shlex
 import sys
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..config import FitConfig, ImageConfig, TrainConfig
+from ..config import FitConfig, ImageConfig
 from ..errors import PosencError
 from ..io import MESH_SUFFIXES, append_jsonl, atomic_write_text, read_jsonl, save_image
 from ..methods import apply_method, match_params
@@ -48,7 +49,7 @@ class ImageBenchConfig:
     eval_points: int = 1000000  # shapes
     protocol: str = "gen25"
     res: int = 256
-    iters: int = 2000
+    iters: int = 0  # 0 = the task's default
     seed: int = 0
     limit: int = 0
     images: tuple[str, ...] = ()
@@ -111,15 +112,16 @@ def run_image_bench(bc: ImageBenchConfig, progress: bool = True) -> Path:
     """Run (or resume) the benchmark; returns the results folder."""
     from tqdm import tqdm
 
-    if bc.iters <= 0:
-        raise PosencError(f"iters must be positive, got {bc.iters}")
+    if bc.iters < 0:
+        raise PosencError(f"iters must be positive (0 = the task's default), got {bc.iters}")
     if bc.workers < 1:
         raise PosencError(f"workers must be >= 1, got {bc.workers}")
     images = list_images(bc.data, bc.limit, bc.images, MESH_SUFFIXES if bc.task in ("sdf", "occupancy") else IMAGE_SUFFIXES)
     out = Path(bc.out)
     threads = 1 if bc.workers > 1 else bc.threads
-    train = TrainConfig(iters=bc.iters, seed=bc.seed, threads=threads, device=bc.device)
-    base = FitConfig.for_task(bc.task, train=train)
+    base = FitConfig.for_task(bc.task)
+    base.train = dataclasses.replace(base.train, iters=bc.iters or base.train.iters, seed=bc.seed, threads=threads, device=bc.device)
+    bc.iters = base.train.iters
     if bc.task == "image":
         base.data = ImageConfig(protocol=bc.protocol, res=bc.res)
     elif bc.task in ("sdf", "occupancy"):

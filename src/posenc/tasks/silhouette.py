@@ -119,8 +119,21 @@ def chamfer(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     Returns the loss ``mean_a min_b d + mean_b min_a d``, the per-point term of ``a`` ``(M,)`` and the
     per-point term of ``b`` ``(K,)``.
     """
-    d = (a[:, None, :] - b[None, :, :]).square().sum(-1)  # exact (cdist's matmul form is not at 0)
-    da, db = d.min(1).values, d.min(0).values
+    # nearest neighbours without a graph (k-d trees on the CPU, ~10x faster than the dense distance
+    # matrix; the matmul form elsewhere), then the exact distances of those pairs: the gradient of a
+    # min is that of its argmin pair anyway
+    with torch.no_grad():
+        if a.device.type == "cpu":
+            from scipy.spatial import cKDTree
+
+            pa, pb = a.detach().double().numpy(), b.detach().double().numpy()
+            near_b = torch.from_numpy(cKDTree(pb).query(pa)[1])
+            near_a = torch.from_numpy(cKDTree(pa).query(pb)[1])
+        else:
+            d = a.square().sum(-1, keepdim=True) + b.square().sum(-1) - 2.0 * a @ b.T
+            near_b, near_a = d.argmin(1), d.argmin(0)
+    da = (a - b[near_b]).square().sum(-1)
+    db = (a[near_a] - b).square().sum(-1)
     return da.mean() + db.mean(), da, db
 
 
