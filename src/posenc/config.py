@@ -97,9 +97,13 @@ TASK_CONFIGS: dict[str, type] = {"image": ImageConfig, "signal1d": Signal1DConfi
                                  "sdf": ShapeConfig, "occupancy": ShapeConfig}
 # per-task defaults that differ from NetworkConfig / TrainConfig. Silhouettes follow the public SAPE
 # setting for curves: 2 hidden layers, lr 1e-5, 10,000 iterations.
+# Outputs: sigmoid for colours in [0, 1], linear for everything else.
 TASK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "image": {"network": {"output": "sigmoid"}},
-    "silhouette": {"network": {"depth": 2}, "train": {"iters": 10000, "lr": 1e-5}},
+    "signal1d": {"network": {"output": "none"}},
+    "silhouette": {"network": {"depth": 2, "output": "none"}, "train": {"iters": 10000, "lr": 1e-5}},
+    "sdf": {"network": {"output": "none"}},
+    "occupancy": {"network": {"output": "none"}},
 }
 
 

@@ -16,7 +16,8 @@
   degree of i under the plain kernel, ``eps`` the median initial distance); sigma (one per point, in log
   space) minimises ``u^T L u - reg ||A||_F`` by Adam, with L = D - A and u the (mean) signal values.
   A dense graph is used (sub-problems have at most a few hundred points).
-* sigma never falls below the training samples' spacing: the exact objective only sees the samples and
+* sigma never falls below the training samples' spacing (the exact problems search [spacing, 4 max(spacing,
+  1 / centres)]): the objective only sees the samples and
   would otherwise choose bumps narrower than the gaps between them, which cannot generalise.
 * Scalable variant: ``sigma_x = beta_0 + beta_1 g(x) + ...`` (``degree``, default 1: higher degrees
   extrapolate badly past the fitted range) with ``g(x) = ||grad f_bar(x)||`` the gradient norm of the
@@ -66,11 +67,14 @@ def graph_objective(phi: torch.Tensor, u: torch.Tensor, eps: float, lam: float, 
 
 
 def fit_sigma_exact(x: torch.Tensor, u: torch.Tensor, centres: torch.Tensor, sigma0: float, lam: float = 0.5,
-                    reg: float = 1.0, steps: int = 200, lr: float = 0.05) -> tuple[torch.Tensor, float, float]:
-    """Per-point sigma minimising the graph objective on a small set ``x`` ``(L, d)``, values ``u``.
+                    reg: float = 1.0, steps: int = 200, lr: float = 0.05,
+                    bounds: tuple[float, float] | None = None) -> tuple[torch.Tensor, float, float]:
+    """Per-point sigma minimising the graph objective on a small set ``x`` ``(L, d)``, values ``u``,
+    starting from ``sigma0`` and kept within ``bounds`` (default ``[sigma0 / 20, 4 sigma0]``).
 
     Returns sigma ``(L,)`` and the objective before and after.
     """
+    lo, hi = bounds or (sigma0 / 20, 4 * sigma0)
     with torch.no_grad():
         phi0 = rbf_embed(x, torch.full((x.shape[0],), sigma0), centres)
         d = torch.cdist(phi0, phi0)
@@ -83,8 +87,8 @@ def fit_sigma_exact(x: torch.Tensor, u: torch.Tensor, centres: torch.Tensor, sig
         obj = graph_objective(rbf_embed(x, log_sigma.exp(), centres), u, eps, lam, reg)
         obj.backward()
         opt.step()
-        with torch.no_grad():  # keep sigma within [sigma0 / 20, 4 sigma0]
-            log_sigma.clamp_(math.log(sigma0 / 20), math.log(4 * sigma0))
+        with torch.no_grad():
+            log_sigma.clamp_(math.log(lo), math.log(hi))
     sigma = log_sigma.detach().exp()
     end = float(graph_objective(rbf_embed(x, sigma, centres), u, eps, lam, reg))
     return sigma, start, end
@@ -168,7 +172,11 @@ class LearnedRBFEmbedding(Encoding):
         u = y.detach().cpu().float().reshape(x.shape[0], -1).mean(-1)
         probe = x[torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(self.seed))[:512]]
         spacing = float(torch.cdist(probe, x).topk(2, largest=False).values[:, 1].median())
-        self.sigma_range[0] = max(self.sigma0 / 20, spacing)
+        # the exact problems search the range the embedding may use: from the samples' spacing (narrower
+        # bumps cannot generalise between samples) to 4x the larger of spacing and centre spacing
+        start = max(self.sigma0, spacing)
+        self.sigma_range.copy_(torch.tensor([max(self.sigma0 / 20, spacing), 4 * start]))
+        bounds = (float(self.sigma_range[0]), float(self.sigma_range[1]))
         self.grad_norm.copy_(self._gradient_grid(x, u))
         gen = torch.Generator().manual_seed(self.seed)
         k = min(self.subproblem_points, x.shape[0])
@@ -176,7 +184,7 @@ class LearnedRBFEmbedding(Encoding):
         for _ in range(self.subproblems):
             centre = x[torch.randint(x.shape[0], (1,), generator=gen)]
             near = torch.cdist(centre, x)[0].topk(k, largest=False).indices
-            sigma, before, after = fit_sigma_exact(x[near], u[near], self.centres, self.sigma0, self.lam, self.reg)
+            sigma, before, after = fit_sigma_exact(x[near], u[near], self.centres, start, self.lam, self.reg, bounds=bounds)
             # one (g, sigma) pair per small problem: the per-point optimum of a 20-point graph is noisy,
             # its geometric mean over the neighbourhood is a stable sample of sigma(g)
             g_all.append(float(self.gradient_norm(x[near]).mean()))
