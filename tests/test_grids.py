@@ -122,3 +122,22 @@ def test_axis_weights_rows_sum_to_one():
 def test_3d_shapes(name):
     enc = build_encoding({"type": name}, 3) if name not in ("lpe", "multires_lpe") else build_encoding({"type": name, "bands": 4}, 3)
     assert enc(torch.rand(7, 3)).shape == (7, enc.out_dim)
+
+
+def test_axis_plan_lerp_matches_matrix_product():
+    from posenc.grid import AxisPlan
+
+    torch.manual_seed(0)
+    values = torch.randn(9, 5, 3)
+    for m, res, lerp in ((32, 8, True), (30, 8, False)):  # pixel rows divide the cells evenly, or not
+        coords = (torch.arange(m) + 0.5) / m
+        plan = AxisPlan(coords, res)
+        assert (plan.offsets is not None) == lerp
+        expected = torch.einsum("mi,ijc->mjc", plan.matrix, values[: res + 1])
+        torch.testing.assert_close(plan.apply(values[: res + 1], 0), expected)
+        inner = torch.randn(2, res + 1, 3)
+        torch.testing.assert_close(plan.apply(inner, 1), torch.einsum("mj,ijc->imc", plan.matrix, inner))
+    # gradients flow through the lerp path
+    coeffs = torch.randn(9, 4, requires_grad=True)
+    AxisPlan((torch.arange(32) + 0.5) / 32, 8).apply(coeffs, 0).sum().backward()
+    torch.testing.assert_close(coeffs.grad.sum(), torch.tensor(32.0 * 4))

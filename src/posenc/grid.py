@@ -90,6 +90,46 @@ def axis_weights(coords: torch.Tensor, res: int) -> torch.Tensor:
     return mat
 
 
+class AxisPlan:
+    """How to interpolate a grid axis of ``res + 1`` vertices at fixed 1-D coordinates ``(M,)``.
+
+    Always holds the dense ``(M, res + 1)`` matrix of :func:`axis_weights`. When the coordinates fall
+    ``k = M / res`` per cell at the same offsets in every cell (an image's pixel rows on a grid that
+    divides them), it also holds those offsets ``t`` ``(k,)``: then interpolation is one broadcast
+    ``lerp`` of neighbouring vertices, which touches 2 vertices per output instead of res + 1
+    (measured ~2x faster forward+backward than the matrix product on this CPU).
+    """
+
+    def __init__(self, coords: torch.Tensor, res: int) -> None:
+        self.res = res
+        self.matrix = axis_weights(coords, res)
+        self.offsets: torch.Tensor | None = None
+        m = coords.shape[0]
+        if m % res == 0 and m > res:
+            k = m // res
+            t = self.matrix[:k, 1].clone()
+            rebuilt = torch.zeros_like(self.matrix)
+            rows = torch.arange(m)
+            rebuilt[rows, rows // k] = 1 - t.repeat(res)
+            rebuilt[rows, rows // k + 1] += t.repeat(res)
+            if torch.allclose(rebuilt, self.matrix, atol=1e-6):
+                self.offsets = t
+
+    def apply(self, values: torch.Tensor, dim: int) -> torch.Tensor:
+        """Interpolate ``values`` (size res + 1 along ``dim``) at the coordinates: size M along ``dim``."""
+        if self.offsets is None:
+            moved = values.movedim(dim, 0)
+            out = (self.matrix @ moved.reshape(moved.shape[0], -1)).reshape(-1, *moved.shape[1:])
+            return out.movedim(0, dim)
+        dim = dim % values.dim()
+        lo = values.narrow(dim, 0, self.res).unsqueeze(dim + 1)
+        hi = values.narrow(dim, 1, self.res).unsqueeze(dim + 1)
+        shape = [1] * lo.dim()
+        shape[dim + 1] = -1
+        out = torch.lerp(lo, hi, self.offsets.to(values.dtype).reshape(shape))
+        return out.flatten(dim, dim + 1)
+
+
 def box_smooth(values: torch.Tensor, res: int, d: int, k: int = 3) -> torch.Tensor:
     """Mean over the k^d neighbourhood of each cell (replicate borders): ``(res^d,) -> (res^d,)``."""
     if k <= 1 or res == 1:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import PosencError
-from ..grid import axis_weights, interpolate, multilinear_weights
+from ..grid import AxisPlan, interpolate, multilinear_weights
 from .base import Encoding, check_positive, register
 from .fourier import GaussianFourierFeatures, PositionalEncoding
 
@@ -55,15 +55,15 @@ class _ModulatedFourier(Encoding):
         return [(list(b.channels), b.frequency) for b in self.fourier.bands]
 
     @staticmethod
-    def _separable(coeffs: torch.Tensor, res: int, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
-        """Bilinear interpolation on a pixel grid as two matrix products: ``(Y * X, C)``.
+    def _separable(coeffs: torch.Tensor, res: int, plan_y: AxisPlan, plan_x: AxisPlan) -> torch.Tensor:
+        """Bilinear interpolation on a pixel grid, one axis at a time: ``(Y * X, C)``.
 
-        ``a[y, x] = sum_ij Wy[y, i] Wx[x, j] A[i, j]``: first along x, then along y.
+        ``a[y, x] = sum_ij Wy[y, i] Wx[x, j] A[i, j]``: first along x, then along y, each as a small
+        matrix product or, where pixels sit at the same offsets in every cell, a broadcast lerp.
         """
         c = coeffs.shape[-1]
         grid = coeffs.reshape(res + 1, res + 1, c)
-        along_x = torch.matmul(wx, grid)  # (res+1, X, C): broadcast over i
-        return torch.matmul(wy, along_x.reshape(res + 1, -1)).reshape(-1, c)
+        return plan_y.apply(plan_x.apply(grid, 1), 0).reshape(-1, c)
 
     def _amplitude(self, interpolate_level: Callable[[int, torch.Tensor], torch.Tensor]) -> torch.Tensor:
         a = None
@@ -86,7 +86,7 @@ class _ModulatedFourier(Encoding):
             gamma = self.fourier.encode(flat)
             axes = _tensor_grid(flat)
             if axes is not None:
-                plans = [(axis_weights(axes[0], r), axis_weights(axes[1], r)) for r in self.resolutions]
+                plans = [(AxisPlan(axes[0], r), AxisPlan(axes[1], r)) for r in self.resolutions]
             else:
                 plans = [multilinear_weights(flat, r, vertices=True) for r in self.resolutions]
 
