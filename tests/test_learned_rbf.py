@@ -80,3 +80,11 @@ def test_polynomial_reproduces_exact_sigma_and_is_deterministic():
     # the detailed half gets a smaller bandwidth than the smooth half
     sig = enc.sigma(x)
     assert float(sig[x[:, 0] > 0.6].mean()) < float(sig[x[:, 0] < 0.4].mean())
+
+
+def test_fixed_sigma_is_constant_and_skips_the_fit():
+    x = ((torch.arange(64) + 0.5) / 64)[:, None]
+    enc = build_encoding({"type": "learned_rbf", "centres": 32, "sigma": 0.02}, 1)
+    report = enc.fit_to_data(x, torch.sin(20 * x))
+    assert report == {"sigma_fixed": 0.02}
+    torch.testing.assert_close(enc.sigma(x), torch.full((64,), 0.02))

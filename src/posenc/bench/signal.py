@@ -74,8 +74,11 @@ def _report(out: Path, bc: SignalBenchConfig) -> None:
         if ms:
             lines.append(f"| {m} | {fmt_pm(x['psnr'] for x in ms)} | {fmt_pm(x['psnr_first_half'] for x in ms)} | "
                          f"{fmt_pm(x['psnr_second_half'] for x in ms)} | {ms[0]['params']:,} |")
-    lines += ["", "Picture: `comparison.png` (seed 0 of each method: ground truth grey, prediction black, samples red).", ""]
+    lines += ["", "Picture: `comparison.png` (seed 0 of each method: ground truth grey, prediction black, samples red;"
+              " blue: an encoding's bandwidth sigma(x) where it has one).", ""]
     atomic_write_text(out / "results.md", "\n".join(lines))
+    sigmas_top = max((float(np.loadtxt(p, delimiter=",", skiprows=1)[:, 1].max()) for p in
+                      (out / "runs" / f"{slug(m)}-seed0" / "sigma_map.csv" for m in bc.methods) if p.exists()), default=1.0)
     fig, axes = plt.subplots(len(bc.methods), 1, figsize=(9, 2.4 * len(bc.methods)), dpi=100, sharex=True, squeeze=False)
     for ax, m in zip(axes[:, 0], bc.methods):
         csv = out / "runs" / f"{slug(m)}-seed0" / "prediction.csv"
@@ -90,6 +93,13 @@ def _report(out: Path, bc: SignalBenchConfig) -> None:
         ax.scatter(xs, np.interp(xs, data[:, 0], data[:, 1]), s=5, color="red", zorder=3)
         psnr = next(r["metrics"]["psnr"] for r in rows if r["method"] == m and r["seed"] == 0)
         ax.set_title(f"{m}: {psnr:.2f} dB", fontsize=9)
+        sigma_csv = csv.parent / "sigma_map.csv"
+        if sigma_csv.exists():  # learned_rbf: its bandwidth sigma(x) on a second axis
+            sig = np.loadtxt(sigma_csv, delimiter=",", skiprows=1)
+            twin = ax.twinx()
+            twin.plot(sig[:, 0], sig[:, 1], color="tab:blue", lw=1.2)
+            twin.set_ylim(0, sigmas_top * 1.1)
+            twin.set_ylabel("sigma(x)", color="tab:blue", fontsize=8)
     fig.tight_layout()
     fig.canvas.draw()
     save_image(out / "comparison.png", np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())

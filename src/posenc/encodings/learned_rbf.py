@@ -99,13 +99,18 @@ class LearnedRBFEmbedding(Encoding):
     """Radial-basis embedding with a learned, coordinate-dependent bandwidth: ``(..., d) -> (..., d * centres)``.
 
     Call :meth:`fit_to_data` with the training samples first (the trainer does); until then sigma is
-    the constant ``1 / centres`` (the spacing of the shifts).
+    the constant ``1 / centres`` (the spacing of the shifts). ``sigma > 0`` fixes the bandwidth
+    everywhere instead (no fit): the fixed-bandwidth baseline.
     """
 
     def __init__(self, in_dim: int, centres: int = 128, degree: int = 1, subproblems: int = 32, subproblem_points: int = 20,
-                 lam: float = 1.0, reg: float = 1.0, grad_grid: int = 0, seed: int = 0, include_input: bool = False) -> None:
+                 lam: float = 1.0, reg: float = 1.0, grad_grid: int = 0, sigma: float = 0.0, seed: int = 0,
+                 include_input: bool = False) -> None:
         super().__init__(in_dim, include_input)
         check_positive("centres", centres)
+        if sigma < 0:
+            raise PosencError(f"sigma must be >= 0 (0 = learn it from the data), got {sigma}")
+        self.fixed_sigma = float(sigma)
         check_positive("subproblems", subproblems)
         if degree < 0 or degree > 5:
             raise PosencError(f"degree must be between 0 and 5, got {degree}")
@@ -119,12 +124,14 @@ class LearnedRBFEmbedding(Encoding):
         self.register_buffer("centres", (torch.arange(self.n_centres, dtype=torch.float32) + 0.5) / self.n_centres)
         # beta: sigma = poly(g); default constant sigma0 until fitted
         beta = torch.zeros(self.degree + 1)
-        beta[0] = self.sigma0
+        beta[0] = self.fixed_sigma or self.sigma0
         self.register_buffer("beta", beta)
         self.register_buffer("grad_norm", torch.zeros(self.grad_res**in_dim))
         # sigma is kept within [lo, hi]: lo is raised to the training samples' spacing by fit_to_data,
         # since bumps narrower than the gaps between samples cannot generalise between them
         self.register_buffer("sigma_range", torch.tensor([self.sigma0 / 20, 4 * self.sigma0]))
+        if self.fixed_sigma:
+            self.sigma_range.fill_(self.fixed_sigma)
         self.fit_report: dict[str, float] = {}
         self._finish(in_dim * self.n_centres)
 
@@ -167,7 +174,10 @@ class LearnedRBFEmbedding(Encoding):
         return box_smooth(norm, r, d, window)
 
     def fit_to_data(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """Learn sigma_x from training samples ``x`` ``(N, d)``, ``y`` ``(N, C)`` (scalable variant)."""
+        """Learn sigma_x from training samples ``x`` ``(N, d)``, ``y`` ``(N, C)`` (scalable variant).
+        With a fixed ``sigma`` there is nothing to learn (the baseline of the 1-D study)."""
+        if self.fixed_sigma:
+            return {"sigma_fixed": self.fixed_sigma}
         x = x.detach().cpu().float()
         u = y.detach().cpu().float().reshape(x.shape[0], -1).mean(-1)
         probe = x[torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(self.seed))[:512]]

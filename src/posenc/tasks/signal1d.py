@@ -125,7 +125,10 @@ class Signal1DTask:
             "ssim": None,
         }
 
-    def _plot(self, pred: np.ndarray, title: str, freq: np.ndarray | None = None, vmax: float = 0.0) -> np.ndarray:
+    def _plot(self, pred: np.ndarray, title: str, freq: np.ndarray | None = None, vmax: float = 0.0,
+              ylabel: str = "max unmasked\nfrequency") -> np.ndarray:
+        """Prediction over ground truth and samples; below it, an optional curve ``freq`` over x (the
+        policy's highest open frequency, or an encoding's property such as learned_rbf's sigma)."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -142,7 +145,7 @@ class Signal1DTask:
         if freq is not None:
             axes[1, 0].plot(self.x_eval, freq, color="tab:orange")
             axes[1, 0].set_ylim(0, max(vmax, 1e-9) * 1.05)
-            axes[1, 0].set_ylabel("max unmasked\nfrequency")
+            axes[1, 0].set_ylabel(ylabel)
             axes[1, 0].set_xlabel("x")
         fig.tight_layout()
         fig.canvas.draw()
@@ -158,6 +161,13 @@ class Signal1DTask:
 
     _freq: np.ndarray | None = None
     _vmax: float = 0.0
+
+    def write_encoding_map(self, values: np.ndarray, label: str, name: str, pred: np.ndarray, out_dir: Path) -> None:
+        """``<name>.png`` (the prediction with the encoding's property, e.g. learned_rbf's sigma(x),
+        drawn below it) and ``<name>.csv`` (x, value)."""
+        save_image(out_dir / f"{name}.png", self._plot(pred, label, values, float(values.max()), label.split(" (")[0]))
+        lines = ["x,value"] + [f"{x:.6f},{v:.8f}" for x, v in zip(self.x_eval, values)]
+        atomic_write_text(out_dir / f"{name}.csv", "\n".join(lines) + "\n")
 
     def write_frequency_map(self, values: np.ndarray, vmax: float, out_dir: Path) -> None:
         """Keep the policy's frequency curve for ``plot.png`` (drawn under the signal)."""
