@@ -139,3 +139,25 @@ def test_registry_errors():
         build_encoding({"type": "gaussian", "sigma": -1.0}, 2)
     with pytest.raises(PosencError, match="dimension"):
         build_encoding({"type": "gaussian"}, 4)
+
+
+def test_periodic_gaussian_has_integer_frequencies_and_period_one():
+    enc = build_encoding({"type": "gaussian", "sigma": 3, "features": 64, "periodic": True, "seed": 1}, 2)
+    B = enc.B
+    assert torch.equal(B, B.round()) and bool((B.abs().sum(1) > 0).all())  # integers, no constant feature
+    norms = B.norm(dim=1)
+    assert bool((norms[1:] >= norms[:-1]).all())  # still sorted low -> high
+    x = torch.rand(16, 2)
+    torch.testing.assert_close(enc(x), enc(x + 1.0), atol=2e-4, rtol=0)
+    torch.testing.assert_close(enc(x), enc(x + torch.tensor([0.0, 1.0])), atol=2e-4, rtol=0)
+
+
+def test_silhouette_task_makes_encodings_periodic_without_raw_input():
+    from posenc.config import FitConfig
+    from posenc.methods import apply_method
+
+    base = FitConfig.for_task("silhouette")
+    sape = apply_method(base, "sape+gaussian")
+    assert sape.encoding["periodic"] is True and sape.encoding["include_input"] is False
+    assert apply_method(base, "none").encoding == {"type": "none"}  # the raw-p baseline stays raw
+    assert "periodic" not in apply_method(FitConfig.for_task("image"), "sape+gaussian").encoding

@@ -95,13 +95,17 @@ class ShapeConfig:
 # task name -> its data config class, and the network output activation that suits its values
 TASK_CONFIGS: dict[str, type] = {"image": ImageConfig, "signal1d": Signal1DConfig, "silhouette": SilhouetteConfig,
                                  "sdf": ShapeConfig, "occupancy": ShapeConfig}
-# per-task defaults that differ from NetworkConfig / TrainConfig. Silhouettes follow the public SAPE
-# setting for curves: 2 hidden layers, lr 1e-5, 10,000 iterations.
+# per-task defaults that differ from NetworkConfig / TrainConfig, and encoding settings applied to every
+# encoding that takes them. Silhouettes follow the public SAPE setting for curves: 2 hidden layers,
+# lr 1e-5, 10,000 iterations.
 # Outputs: sigmoid for colours in [0, 1], linear for everything else.
 TASK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "image": {"network": {"output": "sigmoid"}},
     "signal1d": {"network": {"output": "none"}},
-    "silhouette": {"network": {"depth": 2, "output": "none"}, "train": {"iters": 10000, "lr": 1e-5}},
+    # a closed curve: periodic encodings of p where an encoding has that option, and no raw p channel
+    # (it is not periodic), so SAPE opens the lowest band first
+    "silhouette": {"network": {"depth": 2, "output": "none"}, "train": {"iters": 10000, "lr": 1e-5},
+                   "encoding": {"periodic": True, "include_input": False}},
     "sdf": {"network": {"output": "none"}},
     "occupancy": {"network": {"output": "none"}},
 }

@@ -13,7 +13,7 @@ import copy
 import dataclasses
 from typing import Any
 
-from .config import FitConfig
+from .config import TASK_DEFAULTS, FitConfig
 from .encodings import build_encoding, encoding_names, encoding_parameters
 from .errors import PosencError
 from .networks import MLP, Field, Siren
@@ -86,6 +86,9 @@ def apply_method(base: FitConfig, spec: str) -> FitConfig:
     cfg.network = dataclasses.replace(cfg.network, **preset.get("network", {}))
     cfg.train = dataclasses.replace(cfg.train, **preset.get("train", {}))
     enc_keys = encoding_parameters(cfg.encoding["type"])
+    for key, value in TASK_DEFAULTS.get(cfg.task, {}).get("encoding", {}).items():
+        if key in enc_keys:  # the task's encoding settings, where the encoding has them
+            cfg.encoding[key] = value
     for key, value in settings.items():
         if key in _NETWORK_KEYS:
             setattr(cfg.network, key, _NETWORK_KEYS[key](value))

@@ -87,15 +87,27 @@ class GaussianFourierFeatures(Encoding):
     ``gamma(v) = [cos(2 pi B v), sin(2 pi B v)]`` with ``B`` of shape ``(features, d)`` drawn i.i.d. from
     ``N(0, sigma^2)`` (seeded by ``seed``) and sorted by ``|b_i|`` so channel order is low-to-high
     frequency, as SAPE requires. ``(..., d) -> (..., 2 * features)``.
+
+    ``periodic`` rounds every frequency to a non-zero integer, so ``gamma`` has period 1 on every axis:
+    the encoding of a closed curve's parameter p in [0, 1) then closes (silhouettes use it).
     """
 
-    def __init__(self, in_dim: int, sigma: float = 10.0, features: int = 256, seed: int = 0, include_input: bool = False) -> None:
+    def __init__(self, in_dim: int, sigma: float = 10.0, features: int = 256, seed: int = 0, periodic: bool = False,
+                 include_input: bool = False) -> None:
         super().__init__(in_dim, include_input)
         check_positive("sigma", sigma)
         check_positive("features", features)
         gen = torch.Generator().manual_seed(int(seed))
         B = torch.randn(features, in_dim, generator=gen, dtype=torch.float64) * sigma
-        B = B[B.norm(dim=1).argsort()]
+        if periodic:
+            rounded = B.round()
+            # a row rounded to all zeros would be a constant feature: give it the nearest non-zero integer
+            dead = (rounded == 0).all(dim=1)
+            largest = B[dead].abs() == B[dead].abs().amax(dim=1, keepdim=True)
+            rounded[dead] = B[dead].sign() * largest.double()
+            B = rounded
+        self.periodic = bool(periodic)
+        B = B[B.norm(dim=1).argsort(stable=True)]
         self.register_buffer("B", B.float())
         self._finish(2 * features)
 
