@@ -123,3 +123,14 @@ def test_fit_without_a_path_uses_the_builtin_image(capsys, tmp_path):
     assert code == 0, err
     cfg = json.loads((tmp_path / "astro" / "config.json").read_text())
     assert cfg["data"]["path"] == "" and (tmp_path / "astro" / "comparison.png").exists()
+
+
+def test_atomic_writes_have_the_usual_permissions(tmp_path):
+    import os
+
+    from posenc.io import atomic_write_text
+
+    atomic_write_text(tmp_path / "a.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask
