@@ -141,3 +141,17 @@ def test_axis_plan_lerp_matches_matrix_product():
     coeffs = torch.randn(9, 4, requires_grad=True)
     AxisPlan((torch.arange(32) + 0.5) / 32, 8).apply(coeffs, 0).sum().backward()
     torch.testing.assert_close(coeffs.grad.sum(), torch.tensor(32.0 * 4))
+
+
+def test_fused_lerp_with_scale_matches_autograd():
+    from posenc.grid import AxisPlan
+
+    torch.manual_seed(0)
+    plan = AxisPlan((torch.arange(12) + 0.5) / 12, 4)
+    plan.offsets = plan.offsets.double()
+    v = torch.randn(5, 3, 2, dtype=torch.float64, requires_grad=True)
+    scale = torch.randn(12, 3, 2, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a: plan.apply(a, 0, scale), (v,))
+    assert torch.autograd.gradcheck(lambda a: plan.apply(a, 0), (v,))
+    expected = torch.einsum("mi,ijc->mjc", plan.matrix.double(), v) * scale
+    torch.testing.assert_close(plan.apply(v, 0, scale), expected)

@@ -115,19 +115,55 @@ class AxisPlan:
             if torch.allclose(rebuilt, self.matrix, atol=1e-6):
                 self.offsets = t
 
-    def apply(self, values: torch.Tensor, dim: int) -> torch.Tensor:
-        """Interpolate ``values`` (size res + 1 along ``dim``) at the coordinates: size M along ``dim``."""
+    def apply(self, values: torch.Tensor, dim: int, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """Interpolate ``values`` (size res + 1 along ``dim``) at the coordinates: size M along ``dim``;
+        times ``scale`` (the output's shape) if given, fused with the lerp when ``dim`` is 0."""
+        if self.offsets is not None and dim == 0:
+            flat = values.reshape(values.shape[0], -1)
+            scale2 = None if scale is None else scale.reshape(-1, flat.shape[1])
+            out = _LerpRows.apply(flat, self.offsets.to(values.dtype), scale2)
+            return out.reshape(-1, *values.shape[1:])
         if self.offsets is None:
             moved = values.movedim(dim, 0)
             out = (self.matrix @ moved.reshape(moved.shape[0], -1)).reshape(-1, *moved.shape[1:])
-            return out.movedim(0, dim)
+            out = out.movedim(0, dim)
+            return out if scale is None else out * scale
         dim = dim % values.dim()
         lo = values.narrow(dim, 0, self.res).unsqueeze(dim + 1)
         hi = values.narrow(dim, 1, self.res).unsqueeze(dim + 1)
         shape = [1] * lo.dim()
         shape[dim + 1] = -1
-        out = torch.lerp(lo, hi, self.offsets.to(values.dtype).reshape(shape))
-        return out.flatten(dim, dim + 1)
+        out = torch.lerp(lo, hi, self.offsets.to(values.dtype).reshape(shape)).flatten(dim, dim + 1)
+        return out if scale is None else out * scale
+
+
+class _LerpRows(torch.autograd.Function):
+    """``out[r * k + j] = lerp(v[r], v[r + 1], t[j]) * scale[r * k + j]`` for rows ``v`` ``(res + 1, C)``.
+
+    Hand-written backward: the incoming gradient is scaled once and reduced over each cell's k rows
+    by one batched product and one sum, instead of autograd's two full-size products per lerp input
+    (the output is the largest tensor of an LPE step, so passes over it are what cost)."""
+
+    @staticmethod
+    def forward(ctx, v: torch.Tensor, t: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:  # type: ignore[override]
+        res, k = v.shape[0] - 1, t.shape[0]
+        out = torch.lerp(v[:-1, None], v[1:, None], t.view(1, k, 1)).view(res * k, -1)
+        if scale is not None:
+            out.mul_(scale)
+        ctx.save_for_backward(t, scale)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        t, scale = ctx.saved_tensors
+        k = t.shape[0]
+        g = (grad * scale if scale is not None else grad).view(-1, k, grad.shape[1])  # (res, k, C)
+        hi = torch.matmul(t.view(1, 1, k), g).squeeze(1)  # sum_j t_j g[r, j]
+        lo = g.sum(1) - hi
+        out = torch.zeros(g.shape[0] + 1, g.shape[2], dtype=g.dtype, device=g.device)
+        out[:-1] += lo
+        out[1:] += hi
+        return out, None, None
 
 
 def box_smooth(values: torch.Tensor, res: int, d: int, k: int = 3) -> torch.Tensor:

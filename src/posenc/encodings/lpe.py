@@ -55,7 +55,8 @@ class _ModulatedFourier(Encoding):
         return [(list(b.channels), b.frequency) for b in self.fourier.bands]
 
     @staticmethod
-    def _separable(coeffs: torch.Tensor, res: int, plan_y: AxisPlan, plan_x: AxisPlan) -> torch.Tensor:
+    def _separable(coeffs: torch.Tensor, res: int, plan_y: AxisPlan, plan_x: AxisPlan,
+                   scale: torch.Tensor | None = None) -> torch.Tensor:
         """Bilinear interpolation on a pixel grid, one axis at a time: ``(Y * X, C)``.
 
         ``a[y, x] = sum_ij Wy[y, i] Wx[x, j] A[i, j]``: first along x, then along y, each as a small
@@ -63,7 +64,8 @@ class _ModulatedFourier(Encoding):
         """
         c = coeffs.shape[-1]
         grid = coeffs.reshape(res + 1, res + 1, c)
-        return plan_y.apply(plan_x.apply(grid, 1), 0).reshape(-1, c)
+        along_x = plan_x.apply(grid, 1)
+        return plan_y.apply(along_x, 0, None if scale is None else scale.view(-1, along_x.shape[1], c)).reshape(-1, c)
 
     def _amplitude(self, interpolate_level: Callable[[int, torch.Tensor], torch.Tensor]) -> torch.Tensor:
         a = None
@@ -96,7 +98,10 @@ class _ModulatedFourier(Encoding):
             return interpolate(coeffs, *plans[level])
 
         def encode_bound() -> torch.Tensor:
-            out = self._amplitude(bound) * gamma
+            if axes is not None and len(self.resolutions) == 1:  # a(x) * gamma(x) fused into the last step
+                out = self._separable(self.coeff_levels[0], self.resolutions[0], *plans[0], scale=gamma)
+            else:
+                out = self._amplitude(bound) * gamma
             return torch.cat([flat, out], dim=-1) if self.include_input else out
 
         return encode_bound
