@@ -165,6 +165,8 @@ def write_report(out: Path, bc: ImageBenchConfig, wanted: set[str]) -> None:
     if not rows:
         return
     columns, tile, target = TASK_REPORT[bc.task]
+    # a metric no run reports (held-out PSNR under the fit protocol) gets no column
+    columns = [c for c in columns if any(r["metrics"].get(c[0]) is not None for r in rows)]
     key, key_header, key_digits = columns[0]
     images = sorted({r["image"] for r in rows})
     by = {(r["image"], r["method"]): r["metrics"] for r in rows}
@@ -185,7 +187,7 @@ def write_report(out: Path, bc: ImageBenchConfig, wanted: set[str]) -> None:
         if ms:
             cells = [fmt_pm((x.get(k) for x in ms), digits) for k, _, digits in columns]
             lines.append(f"| {m} | " + " | ".join(cells) + f" | {_params(ms[0])} | {fmt_pm((x['seconds'] for x in ms), 0)} | {len(ms)} |")
-    extra = columns[1][0] if bc.task == "image" else None
+    extra = "psnr_heldout" if any(c[0] == "psnr_heldout" for c in columns) else None
     title = f"{key_header} per input" + (" (held-out PSNR in brackets)" if extra else "")
     lines += ["", f"## {title}", "", "| method | " + " | ".join(images) + " |", "|---|" + "---|" * len(images)]
     for m in bc.methods:
