@@ -98,3 +98,21 @@ def test_bench_signal1d_and_shapes_small(tmp_path, capsys):
     assert code == 0, out.err
     assert "| gaussian:sigma=1" in (tmp_path / "sh" / "results.md").read_text()
     assert (tmp_path / "sh" / "montage_ball.png").exists()
+
+
+def test_bench_fit_continues_from_a_matching_checkpoint(tmp_path):
+    from posenc.bench.images import _one
+    from posenc.train import Trainer
+
+    Image.fromarray(smooth_test_image(32)).save(tmp_path / "im.png")
+    cfg = apply_method(FitConfig.for_task("image"), "gaussian:sigma=3:features=8:width=16:depth=1")
+    cfg.data.path, cfg.data.res, cfg.train.iters, cfg.train.threads = str(tmp_path / "im.png"), 32, 6, 1
+    out = tmp_path / "run"
+    trainer = Trainer(cfg, out, progress=False)
+    trainer.train()
+    trainer._checkpoint(6, 123.0)  # as if a killed bench had left it after 6 iterations and 123 s
+    job = {"config": cfg.to_dict(), "out": str(out)}
+    assert _one(job)["seconds"] >= 123.0  # continued: the saved seconds count
+    other = dict(job, config=apply_method(FitConfig.from_dict(cfg.to_dict()), "none").to_dict())
+    trainer._checkpoint(6, 123.0)
+    assert _one(other)["seconds"] < 123.0  # a checkpoint of another config is not used
