@@ -3,13 +3,13 @@ SAPE Table 1 (mean ± std per method), with a montage per file."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import platform
 import re
 import shlex
 import sys
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,9 +100,7 @@ def run_key(image: str, cfg: FitConfig, match: int = 0) -> str:
 
 def _one(job: dict[str, Any]) -> dict[str, Any]:
     """Worker: fit one (image, method) and return its metrics (runs in a child process)."""
-    from ..train import fit
-
-    from ..train import CHECKPOINT_FILE
+    from ..train import CHECKPOINT_FILE, fit
 
     cfg = FitConfig.from_dict(job["config"])
     # a fit cut short (Ctrl-C, a killed bench) continues from its checkpoint if that has this config
