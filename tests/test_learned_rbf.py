@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from posenc.encodings import build_encoding
-from posenc.encodings.learned_rbf import fit_sigma_exact, graph_terms, rbf_embed
+from posenc.encodings.learned_rbf import fit_sigma_exact, graph_terms, knn_edges, rbf_embed
+from posenc.errors import PosencError
 from posenc.tasks.signal1d import builtin_signal
 
 
@@ -88,3 +89,45 @@ def test_fixed_sigma_is_constant_and_skips_the_fit():
     report = enc.fit_to_data(x, torch.sin(20 * x))
     assert report == {"sigma_fixed": 0.02}
     torch.testing.assert_close(enc.sigma(x), torch.full((64,), 0.02))
+
+
+def test_knn_graph_with_every_neighbour_equals_the_dense_graph():
+    x, u = torch.rand(30, 2), torch.rand(30)
+    edges = knn_edges(x, 29)
+    assert edges.shape == (30 * 29 // 2, 2) and bool((edges[:, 0] < edges[:, 1]).all())
+    phi = rbf_embed(x, torch.full((30,), 0.05), torch.linspace(0, 1, 9))
+    for a, b in zip(graph_terms(phi, u, 0.7, 0.5, edges), graph_terms(phi, u, 0.7, 0.5)):
+        assert float(a) == pytest.approx(float(b), rel=1e-5)
+    # a sparse graph: every point keeps its k nearest neighbours, each pair once
+    sparse = knn_edges(x, 3)
+    assert len({tuple(e) for e in sparse.tolist()}) == sparse.shape[0] <= 30 * 3
+    nearest = torch.cdist(x, x).fill_diagonal_(9).argmin(1)
+    pairs = {tuple(e) for e in sparse.tolist()}
+    assert all((min(i, int(j)), max(i, int(j))) in pairs for i, j in enumerate(nearest))
+
+
+def test_exact_mode_fits_every_training_point():
+    x = ((torch.arange(128) + 0.5) / 128)[:, None]
+    y = torch.from_numpy(builtin_signal(x[:, 0].numpy())).float()[:, None]
+    enc = build_encoding({"type": "learned_rbf", "centres": 64, "mode": "exact"}, 1)
+    report = enc.fit_to_data(x, y)
+    assert report["objective_after"] < report["objective_before"]
+    # the whole-set solution is what sigma(x) returns at the training points, and it stays continuous between
+    torch.testing.assert_close(enc.sigma(x), enc.exact_sigma, rtol=0.05, atol=0.0)
+    between = enc.sigma(x[:-1] + 0.5 / 128)
+    assert bool((between >= enc.sigma_range[0] - 1e-7).all() and (between <= enc.sigma_range[1] + 1e-7).all())
+    # the detailed half (x > 0.5) is embedded more sharply than the smooth half
+    sig = enc.exact_sigma
+    assert float(sig[x[:, 0] > 0.6].mean()) < float(sig[x[:, 0] < 0.4].mean())
+    # the state is in buffers: a fresh encoding loading them gives the same sigma(x)
+    fresh = build_encoding({"type": "learned_rbf", "centres": 64, "mode": "exact"}, 1)
+    fresh.load_state_dict(enc.state_dict())
+    torch.testing.assert_close(fresh.sigma(x), enc.sigma(x))
+
+
+def test_exact_mode_refuses_large_point_sets():
+    enc = build_encoding({"type": "learned_rbf", "centres": 8, "mode": "exact"}, 2)
+    with pytest.raises(PosencError, match="at most 4096"):
+        enc.fit_to_data(torch.rand(4097, 2), torch.rand(4097, 1))
+    with pytest.raises(PosencError, match="mode"):
+        build_encoding({"type": "learned_rbf", "mode": "dense"}, 2)
