@@ -245,7 +245,8 @@ def _cmd_bench_images(args: argparse.Namespace) -> int:
         extra = {"protocol": args.protocol, "res": args.res, "match_params": args.match_params}
     elif task == "shapes":
         task = args.shape_task
-        extra = {"samples": args.samples, "mc_res": args.mc_res, "eval_points": args.eval_points}
+        extra = {"samples": args.samples, "mc_res": args.mc_res, "eval_points": args.eval_points,
+                 "match_params": args.match_params}
     bc = ImageBenchConfig(data=args.data, methods=methods, out=args.out, task=task, lr=args.lr, iters=args.iters,
                           seed=args.seed, limit=args.limit, workers=args.workers,
                           images=tuple(n.strip() for n in args.images.split(",") if n.strip()),
@@ -361,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
         if suite == "images":
             bi.add_argument("--protocol", default="gen25", choices=["gen25", "fit"])
             bi.add_argument("--res", type=int, default=256)
+        if suite in ("images", "shapes"):
             bi.add_argument("--match-params", type=int, default=0, help="size every method to this many learned parameters (within 10%%)")
         bi.add_argument("--iters", type=int, default=0, help="training iterations (default: the task's, 2000; silhouettes 10000)")
         bi.add_argument("--lr", type=float, default=0.0, help="learning rate for every method (default: each method's own)")

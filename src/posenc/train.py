@@ -56,7 +56,7 @@ def load_model(run: str | Path, device: str = "cpu") -> tuple[Field, FitConfig, 
     if meta.get("format") != "posenc-model-1" or "config" not in meta:
         raise PosencError(f"{path} is not a posenc model (no posenc config in its metadata)")
     cfg = FitConfig.from_dict(json.loads(meta["config"]))
-    task_cls_dims = _task_dims(cfg.task)
+    task_cls_dims = task_dims(cfg.task)
     field = build_field(cfg, *task_cls_dims)
     state = {k[len("field.") :]: v for k, v in tensors.items() if k.startswith("field.")}
     try:
@@ -66,7 +66,7 @@ def load_model(run: str | Path, device: str = "cpu") -> tuple[Field, FitConfig, 
     return field.to(resolve_device(device)).eval(), cfg, tensors
 
 
-def _task_dims(task: str) -> tuple[int, int]:
+def task_dims(task: str) -> tuple[int, int]:
     from .tasks import TASKS
 
     if task not in TASKS:

@@ -134,7 +134,10 @@ def run_image_bench(bc: ImageBenchConfig, progress: bool = True) -> Path:
         for c in configs.values():
             c.train.lr = bc.lr
     if bc.match_params:
-        configs = {m: match_params(c, bc.match_params, 2, 3) for m, c in configs.items()}
+        from ..train import task_dims
+
+        in_dim, out_dim = task_dims(bc.task)
+        configs = {m: match_params(c, bc.match_params, in_dim, out_dim) for m, c in configs.items()}
     # a run is done when a row with the same full config exists: a changed default re-runs it
     done = {config_digest(r["config"]) for r in read_jsonl(out / "results.jsonl")}
     wanted = set()

@@ -115,12 +115,17 @@ class LocalPositionalEncoding(_ModulatedFourier):
     on every axis (C = 2 * bands * d, the positional encoding); ``"gaussian"`` uses ``bands`` random
     vectors of scale ``sigma`` (C = 2 * bands). A grid of ``grid`` cells per axis ((grid + 1)^d
     vertices) stores one amplitude per channel and vertex, multilinearly interpolated at x. The
-    amplitudes start at 1 and train with their own learning rate (1e-2).
+    amplitudes start at 1 and train with their own learning rate (1e-2). ``grid`` / ``bands`` 0 pick
+    the defaults of the input dimension: 32 / 64 (1-D, 2-D), 16 / 16 (3-D).
     """
 
-    def __init__(self, in_dim: int, grid: int = 32, bands: int = 64, freqs: str = "loglinear", max_freq: float = 64.0,
+    def __init__(self, in_dim: int, grid: int = 0, bands: int = 0, freqs: str = "loglinear", max_freq: float = 64.0,
                  sigma: float = 10.0, seed: int = 0, include_input: bool = False) -> None:
         super().__init__(in_dim, include_input)
+        # 0 = by dimension: 32 cells x 64 bands in 1-D / 2-D (the seed's image setting); 16 x 16 in 3-D,
+        # where 33^3 vertices x 384 channels would be 13.8M coefficients
+        grid = grid or (16 if in_dim == 3 else 32)
+        bands = bands or (16 if in_dim == 3 else 64)
         self._setup([grid], int(bands), freqs, max_freq, sigma, seed)
 
     @property
