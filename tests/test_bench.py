@@ -71,6 +71,11 @@ def test_match_params_within_ten_percent():
         cfg = match_params(apply_method(FitConfig(), method), 60000, 2, 3)
         n = count_params(cfg, 2, 3)
         assert abs(n - 60000) <= 6000, (method, n)
+    # 3-D fields (sdf: 3 inputs, 1 output), the LPE seed's SDF comparison
+    for method in ("lpe", "dense_grid", "hash_grid"):
+        cfg = match_params(apply_method(FitConfig.for_task("sdf"), method), 200000, 3, 1)
+        n = count_params(cfg, 3, 1)
+        assert abs(n - 200000) <= 20000, (method, n)
     import pytest
     from posenc.errors import PosencError
 

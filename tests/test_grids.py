@@ -155,3 +155,10 @@ def test_fused_lerp_with_scale_matches_autograd():
     assert torch.autograd.gradcheck(lambda a: plan.apply(a, 0), (v,))
     expected = torch.einsum("mi,ijc->mjc", plan.matrix.double(), v) * scale
     torch.testing.assert_close(plan.apply(v, 0, scale), expected)
+
+
+def test_lpe_defaults_depend_on_dimension():
+    # the seed's image setting in 2-D; a grid small enough for a CPU in 3-D
+    two, three = build_encoding({"type": "lpe"}, 2), build_encoding({"type": "lpe"}, 3)
+    assert two.out_dim == 2 * 64 * 2 and tuple(two.coeffs.shape) == (33**2, 256)
+    assert three.out_dim == 2 * 16 * 3 and tuple(three.coeffs.shape) == (17**3, 96)
