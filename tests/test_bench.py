@@ -62,6 +62,8 @@ def test_sweep_plot_groups_methods_by_setting(tmp_path):
     series = sweep_plot([tmp_path], "sigma", tmp_path / "plot.png")
     assert series == {"gaussian": [(5.0, 21.0, 1.0), (10.0, 25.0, 0.0)], "sape+gaussian": [(10.0, 27.0, 0.0)]}
     assert (tmp_path / "plot.png").stat().st_size > 1000
+    only_b = sweep_plot([tmp_path], "sigma", tmp_path / "plot_b.png", images=("b",))
+    assert only_b == {"gaussian": [(5.0, 22.0, 0.0)]}
 
 
 def test_match_params_within_ten_percent():

@@ -270,7 +270,8 @@ def _cmd_bench_signal(args: argparse.Namespace) -> int:
 def _cmd_bench_plot(args: argparse.Namespace) -> int:
     from .bench.plots import sweep_plot
 
-    series = sweep_plot(args.results, args.param, args.out, metric=args.metric, logx=not args.linear)
+    images = tuple(n.strip() for n in args.images.split(",") if n.strip())
+    series = sweep_plot(args.results, args.param, args.out, metric=args.metric, logx=not args.linear, images=images)
     for name, pts in series.items():
         print(name + ": " + ", ".join(f"{x:g} -> {m:.2f} ± {s:.2f}" for x, m, s in pts))
     print(f"wrote {args.out}")
@@ -390,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--param", required=True, help="method setting on the x axis, e.g. sigma or mask_grid")
     bl.add_argument("--metric", default="psnr")
     bl.add_argument("--linear", action="store_true", help="linear x axis (default log2)")
+    bl.add_argument("--images", default="", help="comma-separated inputs to include (default: all)")
     bl.add_argument("--out", required=True)
     bl.set_defaults(func=_cmd_bench_plot)
     bp = bench_sub.add_parser("perf", help="matmul peak and training-step speed")

@@ -17,8 +17,10 @@ from ..io import read_jsonl, save_image
 from ..methods import parse_method
 
 
-def sweep_plot(results: list[str | Path], param: str, out: str | Path, metric: str = "psnr", logx: bool = True) -> dict[str, list[tuple[float, float, float]]]:
-    """Plot mean ± std of ``metric`` over images against ``param``; returns the plotted series."""
+def sweep_plot(results: list[str | Path], param: str, out: str | Path, metric: str = "psnr", logx: bool = True,
+               images: tuple[str, ...] = ()) -> dict[str, list[tuple[float, float, float]]]:
+    """Plot mean ± std of ``metric`` over images (all, or those named in ``images``) against ``param``;
+    returns the plotted series."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -31,7 +33,7 @@ def sweep_plot(results: list[str | Path], param: str, out: str | Path, metric: s
             raise PosencError(f"no results.jsonl in {folder}")
         for row in read_jsonl(path):
             name, settings = parse_method(row["method"])
-            if row["metrics"].get(metric) is None:
+            if row["metrics"].get(metric) is None or (images and row.get("image") not in images):
                 continue
             if param == "params":  # x from the measured parameter count, one series per method name
                 values[name][float(row["metrics"]["params"])].append(float(row["metrics"][metric]))
