@@ -76,7 +76,8 @@ def test_short_occupancy_fit_of_a_sphere(tmp_path):
 
     m = fit(cfg, tmp_path / "runs" / "sphere", progress=False)
     assert m["iou"] > 0.9
-    assert (tmp_path / "runs" / "sphere" / "mesh.ply").exists() and (tmp_path / "runs" / "sphere" / "preview.png").exists()
+    run = tmp_path / "runs" / "sphere"
+    assert all((run / name).exists() for name in ("mesh.ply", "preview.png", "target.png", "surface.png"))
     assert list((tmp_path / "runs" / ".posenc-cache").glob("sphere-*.npz"))  # samples cached beside the run
     code = main(["mesh", str(tmp_path / "runs" / "sphere"), "--res", "24", "--out", str(tmp_path / "m.ply")])
     assert code == 0

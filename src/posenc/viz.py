@@ -44,7 +44,8 @@ def labelled_strip(images: list[np.ndarray], labels: list[str], tile: int | None
             arr = np.repeat(arr[..., None], 3, axis=2)
         im = Image.fromarray(arr[..., :3])
         if tile is not None and im.size != (tile, tile):
-            im = im.resize((tile, tile), Image.NEAREST)
+            # pixels stay crisp when enlarged; renders shrink without aliasing
+            im = im.resize((tile, tile), Image.NEAREST if im.width < tile else Image.LANCZOS)
         tiles.append(im)
     h = max(t.height for t in tiles)
     gap, line = 4, 16

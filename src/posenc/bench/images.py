@@ -30,8 +30,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".we
 TASK_REPORT = {
     "image": ([("psnr", "PSNR (dB)", 2), ("psnr_heldout", "held-out PSNR (dB)", 2), ("ssim", "SSIM", 3)], "reconstruction.png", "target.png"),
     "silhouette": ([("iou", "IoU", 3), ("chamfer", "Chamfer", 5)], "overlay.png", None),
-    "occupancy": ([("iou", "IoU", 3), ("chamfer_l1", "Chamfer-L1", 4), ("hausdorff", "Hausdorff", 3)], "preview.png", None),
-    "sdf": ([("iou", "IoU", 3), ("chamfer_l1", "Chamfer-L1", 4), ("hausdorff", "Hausdorff", 3)], "preview.png", None),
+    "occupancy": ([("iou", "IoU", 3), ("chamfer_l1", "Chamfer-L1", 4), ("hausdorff", "Hausdorff", 3)], "surface.png", "target.png"),
+    "sdf": ([("iou", "IoU", 3), ("chamfer_l1", "Chamfer-L1", 4), ("hausdorff", "Hausdorff", 3)], "surface.png", "target.png"),
 }
 
 

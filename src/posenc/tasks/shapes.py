@@ -226,15 +226,20 @@ class ShapeTask:
         return out
 
     def write_outputs(self, pred: dict[str, np.ndarray], out_dir: Path, metrics: dict[str, Any]) -> None:
+        """``mesh.ply``; ``target.png`` and ``surface.png`` (ground truth and reconstruction, rendered
+        alike; benchmark montages reuse them) and ``preview.png`` (both side by side, labelled)."""
         truth = render_surface(*sample_surface(self.verts, self.faces, 300000, 0))
+        save_image(out_dir / "target.png", truth)
         tiles, labels = [truth], [f"ground truth ({self.name})"]
         if len(pred["faces"]):
             save_mesh(out_dir / "mesh.ply", pred["verts"], pred["faces"])
-            pts, normals = sample_surface(pred["verts"], pred["faces"], 300000, 0)
-            tiles.append(render_surface(pts, normals))
+            surface = render_surface(*sample_surface(pred["verts"], pred["faces"], 300000, 0))
+            save_image(out_dir / "surface.png", surface)
+            tiles.append(surface)
             labels.append(f"{self.kind}: IoU {metrics['iou']:.3f}, Chamfer-L1 {metrics['chamfer_l1']:.4f}")
         else:
             labels[0] += " (reconstruction is empty)"
+            save_image(out_dir / "surface.png", np.full_like(truth, 255))
         save_image(out_dir / "preview.png", labelled_strip(tiles, labels))
 
     def write_frequency_map(self, values: np.ndarray, vmax: float, out_dir: Path) -> None:
