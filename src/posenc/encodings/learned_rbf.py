@@ -240,9 +240,9 @@ class LearnedRBFEmbedding(Encoding):
         start = max(self.sigma0, spacing)
         self.sigma_range.copy_(torch.tensor([max(self.sigma0 / 20, spacing), 4 * start]))
         bounds = (float(self.sigma_range[0]), float(self.sigma_range[1]))
-        self.grad_norm.copy_(self._gradient_grid(x, u))
-        if self.mode == "exact":
+        if self.mode == "exact":  # per-point solution: the gradient-norm grid is not used
             return self._fit_exact(x, u, start, bounds)
+        self.grad_norm.copy_(self._gradient_grid(x, u))
         gen = torch.Generator().manual_seed(self.seed)
         k = min(self.subproblem_points, x.shape[0])
         g_all, s_all, gains = [], [], []
