@@ -67,7 +67,10 @@ def test_fit_render_and_config_rerun(capsys, tmp_path, image_path):
     assert code == 0, err
     assert "psnr" in out
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["encoding"] == {"type": "gaussian", "sigma": 3.0, "features": 8}
+    # the full config: defaults are written too, so a later change of a default cannot change the re-run
+    assert cfg["encoding"] == {"type": "gaussian", "sigma": 3.0, "features": 8, "seed": 0, "periodic": False,
+                               "include_input": False}
+    assert cfg["progressive"] == {"type": "none"}
     assert cfg["network"]["width"] == 16 and cfg["train"]["iters"] == 3
 
     code, _, err = run_cli(capsys, "render", run, "--size", "40x24", "--out", tmp_path / "big.png")
@@ -134,3 +137,16 @@ def test_atomic_writes_have_the_usual_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_with_defaults_lists_every_setting():
+    from posenc.bench.images import config_digest
+    from posenc.methods import apply_method, with_defaults
+
+    cfg = apply_method(FitConfig.for_task("image"), "sape+gaussian:sigma=10:mask_blur=5")
+    full = with_defaults(cfg)
+    assert full.progressive == {"type": "spatial", "epsilon": 1e-3, "mask_grid": 0, "smooth": 3, "blocks": 0, "mask_blur": 5}
+    assert full.encoding["sigma"] == 10 and full.encoding["features"] == 256
+    assert with_defaults(full) == full
+    # a bench row written before defaults were listed is still the same run
+    assert config_digest(cfg.to_dict()) == config_digest(full.to_dict())

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from .config import TASK_CONFIGS, FitConfig, NetworkConfig, TrainConfig, load_config
 from .encodings import encoding_class, encoding_names, encoding_parameters
 from .errors import PosencError
+from .progressive import policy_parameters
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,21 +70,9 @@ def _add_encoding_flags(parser: argparse.ArgumentParser, taken: set[str]) -> Non
             group.add_argument(_flag(flag), dest=f"encoding.{param}", type=type(default) if default is not None else float, default=None)
 
 
-def _policy_parameters() -> dict[str, dict[str, Any]]:
-    import inspect
-
-    from .progressive import POLICIES
-
-    out = {}
-    for name, cls in POLICIES.items():
-        sig = inspect.signature(cls.__init__)
-        out[name] = {p.name: p.default for p in sig.parameters.values() if p.name not in ("self", "encoding", "iters")}
-    return out
-
-
 def _add_policy_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("progressive encoding (SAPE)")
-    params = _policy_parameters()
+    params = policy_parameters()
     group.add_argument("--progressive", default=None, choices=sorted(params),
                        help="band-mask policy: global (progressive FF, eq. 4) or spatial (SAPE, eq. 5-7)")
     seen: dict[str, Any] = {}
@@ -120,7 +109,7 @@ def _fit_config_from_args(args: argparse.Namespace) -> FitConfig:
             continue
         section, name = key.split(".", 1)
         if section == "progressive":
-            allowed = _policy_parameters()[cfg.progressive.get("type", "none")]
+            allowed = policy_parameters()[cfg.progressive.get("type", "none")]
             if name not in allowed:
                 raise PosencError(f"--{name.replace('_', '-')} needs a progressive policy that takes it (--progressive spatial)")
             cfg.progressive[name] = value
@@ -310,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         for section, cls in _SECTIONS.items():
             taken |= set(_add_dataclass_flags(tp, section, cls))
         _add_policy_flags(tp)
-        taken |= set(_policy_parameters()["spatial"]) | {"out", "config", "method", "resume", "quiet", "encoding", "progressive"}
+        taken |= set(policy_parameters()["spatial"]) | {"out", "config", "method", "resume", "quiet", "encoding", "progressive"}
         _add_encoding_flags(tp, taken)
         tp.set_defaults(func=_cmd_fit)
 

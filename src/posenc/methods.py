@@ -104,6 +104,24 @@ def apply_method(base: FitConfig, spec: str) -> FitConfig:
     return cfg
 
 
+def with_defaults(cfg: FitConfig) -> FitConfig:
+    """A copy of ``cfg`` whose encoding and progressive-policy dicts list every setting, the defaults
+    included, so a saved ``config.json`` still re-makes the run after a default changes. Settings
+    whose default is "decide at build time" keep their sentinel (e.g. ``mask_grid: 0`` = by dimension)."""
+    from .progressive import policy_parameters
+
+    out = copy.deepcopy(cfg)
+    name = out.encoding.get("type")
+    if name is not None:
+        defaults = {k: v for k, v in encoding_parameters(name).items() if v is not None}
+        out.encoding = {"type": name, **defaults, **{k: v for k, v in out.encoding.items() if k != "type"}}
+    policy = out.progressive.get("type", "none")
+    if policy != "none" and policy in policy_parameters():
+        defaults = policy_parameters()[policy]
+        out.progressive = {"type": policy, **defaults, **{k: v for k, v in out.progressive.items() if k != "type"}}
+    return out
+
+
 def build_field(cfg: FitConfig, in_dim: int, out_dim: int) -> Field:
     """Encoding (from the registry) + band-mask policy + network, as the config describes."""
     from .progressive import build_policy

@@ -27,6 +27,7 @@ at grid 128); the paper's eq. 6 is the unblurred interpolation.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Callable
 
@@ -276,6 +277,15 @@ POLICIES: dict[str, Callable[..., MaskPolicy]] = {
     "global": GlobalProgression,
     "spatial": SpatialProgression,
 }
+
+
+def policy_parameters() -> dict[str, dict[str, Any]]:
+    """Every policy's settings with their defaults: ``{"spatial": {"epsilon": 1e-3, ...}, ...}``."""
+    out = {}
+    for name, cls in POLICIES.items():
+        sig = inspect.signature(cls.__init__)
+        out[name] = {p.name: p.default for p in sig.parameters.values() if p.name not in ("self", "encoding", "iters")}
+    return out
 
 
 def build_policy(config: dict[str, Any], encoding: Encoding, iters: int) -> MaskPolicy:

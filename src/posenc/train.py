@@ -13,7 +13,7 @@ import torch
 from .config import FitConfig, save_config
 from .errors import PosencError
 from .io import atomic_write_json, load_tensors, save_tensors
-from .methods import build_field
+from .methods import build_field, with_defaults
 from .networks import Field
 from .runtime import resolve_device, seed_everything, set_threads, tune_allocator
 from .tasks import make_task
@@ -113,7 +113,7 @@ class Trainer:
 
     def __init__(self, cfg: FitConfig, out_dir: str | Path, progress: bool = True) -> None:
         validate(cfg)
-        self.cfg = cfg
+        self.cfg = with_defaults(cfg)  # config.json lists every setting, defaults included
         self.out = Path(out_dir)
         self.progress = progress
         tune_allocator()

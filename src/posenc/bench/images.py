@@ -19,7 +19,7 @@ import numpy as np
 from ..config import FitConfig, ImageConfig
 from ..errors import PosencError
 from ..io import MESH_SUFFIXES, append_jsonl, atomic_write_text, load_tensors, read_jsonl, save_image
-from ..methods import apply_method, match_params
+from ..methods import apply_method, match_params, with_defaults
 from ..viz import labelled_strip
 from .common import fmt_pm, run_jobs
 
@@ -85,7 +85,7 @@ _NOT_RESULTS = {"threads", "device", "checkpoint_every", "frames"}  # settings t
 def config_digest(config: dict[str, Any]) -> str:
     """Identity of a run: its full config with defaults filled in (so rows written before a new
     setting existed still match), minus settings that only affect speed or logging."""
-    full = FitConfig.from_dict(config).to_dict()
+    full = with_defaults(FitConfig.from_dict(config)).to_dict()
     full["train"] = {k: v for k, v in full["train"].items() if k not in _NOT_RESULTS}
     return hashlib.sha1(json.dumps(full, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -105,7 +105,7 @@ def _one(job: dict[str, Any]) -> dict[str, Any]:
     cfg = FitConfig.from_dict(job["config"])
     # a fit cut short (Ctrl-C, a killed bench) continues from its checkpoint if that has this config
     ckpt = Path(job["out"]) / CHECKPOINT_FILE
-    resume = ckpt.exists() and json.loads(load_tensors(ckpt)[1].get("config", "{}")) == cfg.to_dict()
+    resume = ckpt.exists() and json.loads(load_tensors(ckpt)[1].get("config", "{}")) == with_defaults(cfg).to_dict()
     metrics = fit(cfg, job["out"], progress=False, resume=resume)
     metrics.pop("loss_history", None)
     return metrics
