@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 
 import torch
-import torch.nn.functional as F
 
 
 def corner_coordinates(x: torch.Tensor, res: int, vertices: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,14 +166,29 @@ class _LerpRows(torch.autograd.Function):
 
 
 def box_smooth(values: torch.Tensor, res: int, d: int, k: int = 3) -> torch.Tensor:
-    """Mean over the k^d neighbourhood of each cell (replicate borders): ``(res^d,) -> (res^d,)``."""
+    """Mean over the k^d neighbourhood of each cell (replicate borders): ``(res^d, ...) -> (res^d, ...)``
+    (trailing channels are smoothed independently). Separable: one k-tap pass per axis."""
     if k <= 1 or res == 1:
         return values
-    conv = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[d - 1]
-    grid = values.reshape(1, 1, *([res] * d))
+    g = values.reshape(*([res] * d), *values.shape[1:])
     pad = k // 2
-    grid = F.pad(grid, [pad] * (2 * d), mode="replicate")
-    return conv(grid, k, stride=1).reshape(-1)
+    for axis in range(d):
+        first, last = g.narrow(axis, 0, 1), g.narrow(axis, res - 1, 1)
+        padded = torch.cat([first] * pad + [g] + [last] * pad, dim=axis)
+        total = padded.narrow(axis, 0, res).clone()
+        for j in range(1, k):
+            total += padded.narrow(axis, j, res)
+        g = total / k
+    return g.reshape(values.shape)
+
+
+def interpolation_matrix(idx: torch.Tensor, w: torch.Tensor, cells: int) -> torch.Tensor:
+    """Sparse ``(N, cells)`` matrix of the multilinear weights from :func:`multilinear_weights`, so
+    that interpolating per-cell values ``(cells, C)`` is one sparse product (no ``(N, 2^d, C)`` gather)."""
+    n, corners = idx.shape
+    rows = torch.arange(n, device=idx.device).repeat_interleave(corners)
+    indices = torch.stack([rows, idx.reshape(-1)])
+    return torch.sparse_coo_tensor(indices, w.reshape(-1), (n, cells), check_invariants=False).coalesce()
 
 
 def fill_unvisited(values: torch.Tensor, visited: torch.Tensor, res: int, d: int) -> torch.Tensor:

@@ -32,12 +32,11 @@ import math
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .encodings import Encoding
 from .errors import PosencError
-from .grid import box_smooth, fill_unvisited, multilinear_weights
+from .grid import box_smooth, fill_unvisited, interpolation_matrix, multilinear_weights
 
 # mask-grid defaults: 128 for images (SAPE), 64^3 for shapes; in 1-D, 32 cells for the 128 samples of the
 # built-in signal (sweep: benchmarks/results/signal1d-mask-grid; finer grids leave cells with too few
@@ -186,45 +185,36 @@ class SpatialProgression(MaskPolicy):
         self.register_buffer("weight_sum", torch.zeros(cells))
         self._bound_idx: torch.Tensor | None = None
         self._bound_w: torch.Tensor | None = None
+        self._bound_matrix: torch.Tensor | None = None
 
     @property
     def active(self) -> bool:
         return self.n > 0
 
-    # eq. 6: alpha(p) = sum_u w_{p,u} alpha_u, with alpha_u = ramp(level_u)
-    def _alpha_from(self, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        levels = self.level[idx]  # (N, 2^d)
-        mean_level = (levels * w).sum(-1)
-        alpha = self._ramp(mean_level)  # exact where all neighbours share one level
-        mixed = (levels.amax(-1) - levels.amin(-1)) > 0
-        if bool(mixed.any()):
-            sel = mixed.nonzero().squeeze(-1)
-            alpha[sel] = (self._ramp(levels[sel]) * w[sel, :, None]).sum(1)
-        return alpha
+    # eq. 6: alpha(p) = sum_u w_{p,u} alpha_u, with alpha_u = ramp(level_u) (box-blurred if mask_blur > 1)
+    def cell_alpha(self) -> torch.Tensor:
+        """Per-cell band masks ``(r^d, bands)``; with ``mask_blur`` = k > 1 each is the mean over its
+        k^d neighbourhood (replicate borders)."""
+        return box_smooth(self._ramp(self.level), self.res, self.d, self.mask_blur)
 
-    def _blurred_alpha(self, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """Masks of the cells box-blurred over ``mask_blur``^d cells (replicate borders), then
-        interpolated: ``(N, bands)``. Costs O(cells x bands + N x 2^d x bands) per call."""
-        cells = self._ramp(self.level)  # (r^d, bands)
-        grid = cells.T.reshape(cells.shape[1], 1, *([self.res] * self.d))
-        pad = self.mask_blur // 2
-        pool = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[self.d - 1]
-        blurred = pool(F.pad(grid, [pad] * (2 * self.d), mode="replicate"), self.mask_blur, stride=1)
-        blurred = blurred.reshape(cells.shape[1], -1).T
-        return (blurred[idx] * w[..., None]).sum(1)
+    def _alpha_at(self, matrix: torch.Tensor) -> torch.Tensor:
+        """Interpolated band masks ``(N, bands)`` for the sparse interpolation ``matrix`` ``(N, r^d)``."""
+        return matrix @ self.cell_alpha()
 
-    def _alpha_at(self, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return self._alpha_from(idx, w) if self.mask_blur == 1 else self._blurred_alpha(idx, w)
+    def _matrix(self, x: torch.Tensor) -> torch.Tensor:
+        idx, w = multilinear_weights(x.to(self.level.device), self.res)
+        return interpolation_matrix(idx, w, self.res**self.d)
 
     def band_alpha(self, x: torch.Tensor) -> torch.Tensor:
-        return self._alpha_at(*multilinear_weights(x.to(self.level.device), self.res))
+        return self._alpha_at(self._matrix(x))
 
     def bind(self, x: torch.Tensor) -> None:
         super().bind(x)
         self._bound_idx, self._bound_w = multilinear_weights(x.to(self.level.device), self.res)
+        self._bound_matrix = interpolation_matrix(self._bound_idx, self._bound_w, self.res**self.d)
 
     def train_mask(self) -> torch.Tensor:
-        return self.channel_mask(self._alpha_at(self._bound_idx, self._bound_w))
+        return self.channel_mask(self._alpha_at(self._bound_matrix))
 
     def splat_loss(self, per_sample_loss: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> None:
         """eq. 7: add each sample's loss to its neighbouring cells, weighted by interpolation weights."""
