@@ -143,10 +143,21 @@ def test_with_defaults_lists_every_setting():
     from posenc.bench.images import config_digest
     from posenc.methods import apply_method, with_defaults
 
-    cfg = apply_method(FitConfig.for_task("image"), "sape+gaussian:sigma=10:mask_blur=5")
+    cfg = apply_method(FitConfig.for_task("occupancy"), "sape+gaussian:sigma=10:mask_blur=5")
     full = with_defaults(cfg)
     assert full.progressive == {"type": "spatial", "epsilon": 1e-3, "mask_grid": 0, "smooth": 3, "blocks": 0, "mask_blur": 5}
     assert full.encoding["sigma"] == 10 and full.encoding["features"] == 256
     assert with_defaults(full) == full
     # a bench row written before defaults were listed is still the same run
     assert config_digest(cfg.to_dict()) == config_digest(full.to_dict())
+
+
+def test_image_sape_blurs_masks_and_losses_by_default():
+    from posenc.methods import apply_method
+
+    image = apply_method(FitConfig.for_task("image"), "sape+gaussian:sigma=10")
+    assert image.progressive == {"type": "spatial", "mask_blur": 5, "smooth": 5}
+    own = apply_method(FitConfig.for_task("image"), "sape+gaussian:sigma=10:mask_blur=1:smooth=3")
+    assert own.progressive == {"type": "spatial", "mask_blur": 1, "smooth": 3}
+    assert apply_method(FitConfig.for_task("occupancy"), "sape+gaussian").progressive == {"type": "spatial"}
+    assert apply_method(FitConfig.for_task("image"), "progressive+gaussian").progressive == {"type": "global"}

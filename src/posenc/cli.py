@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import TASK_CONFIGS, FitConfig, NetworkConfig, TrainConfig, load_config
+from .config import TASK_CONFIGS, FitConfig, NetworkConfig, TrainConfig, load_config, task_policy_defaults
 from .encodings import encoding_class, encoding_names, encoding_parameters
 from .errors import PosencError
 from .progressive import policy_parameters
@@ -97,7 +97,7 @@ def _fit_config_from_args(args: argparse.Namespace) -> FitConfig:
     elif args.encoding:
         cfg.encoding = {"type": args.encoding}
     if args.progressive:
-        cfg.progressive = {"type": args.progressive}
+        cfg.progressive = {"type": args.progressive, **task_policy_defaults(cfg.task, args.progressive)}
         if args.progressive != "none" and "include_input" in encoding_parameters(cfg.encoding["type"]):
             cfg.encoding.setdefault("include_input", True)  # SAPE keeps the raw coordinates always open
         if not args.method:

@@ -13,7 +13,7 @@ import copy
 import dataclasses
 from typing import Any
 
-from .config import TASK_DEFAULTS, FitConfig
+from .config import TASK_DEFAULTS, FitConfig, task_policy_defaults
 from .encodings import build_encoding, encoding_names, encoding_parameters
 from .errors import PosencError
 from .networks import MLP, Field, Siren
@@ -80,7 +80,7 @@ def apply_method(base: FitConfig, spec: str) -> FitConfig:
     cfg.encoding = dict(preset["encoding"])
     cfg.progressive = {"type": "none"}
     if policy:
-        cfg.progressive = {"type": POLICY_PREFIXES[policy]}
+        cfg.progressive = {"type": POLICY_PREFIXES[policy], **task_policy_defaults(cfg.task, POLICY_PREFIXES[policy])}
         if "include_input" in encoding_parameters(enc_name):
             cfg.encoding["include_input"] = True
     cfg.network = dataclasses.replace(cfg.network, **preset.get("network", {}))
