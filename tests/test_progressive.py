@@ -193,7 +193,7 @@ def test_checkpoint_round_trip_keeps_mask(image_path, tmp_path):
     base = FitConfig(data=ImageConfig(path=str(image_path), res=32), network=NetworkConfig(width=32, depth=2),
                      train=TrainConfig(iters=40, threads=1, checkpoint_every=0, lr=3e-3))
     cfg = apply_method(base, "sape+gaussian:sigma=6:features=16:mask_grid=16")
-    assert cfg.encoding["include_input"] and cfg.progressive == {"type": "spatial", "mask_grid": 16}
+    assert cfg.encoding["include_input"] and cfg.progressive == {"type": "spatial", "mask_blur": 5, "smooth": 5, "mask_grid": 16}
     run = tmp_path / "run"
     metrics = fit(cfg, run, progress=False)
     assert (run / "heatmap.png").exists() and metrics["policy"]["type"] == "spatial"
