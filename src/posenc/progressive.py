@@ -22,7 +22,9 @@ Both progressive policies implement the paper's soft linear ramp: a cell's state
 ``blocks`` groups consecutive bands into that many steps that open together (the public silhouette
 setting uses 6); by default every band is its own step. ``mask_blur`` (spatial, odd k, default 1 = off)
 box-blurs the cell masks over k^d cells before interpolating them, as the public SAPE code does (k = 5
-at grid 128); the paper's eq. 6 is the unblurred interpolation.
+at grid 128); the paper's eq. 6 is the unblurred interpolation. The image task sets ``mask_blur`` and
+``smooth`` to 5 (``config.TASK_DEFAULTS``): gen25's held-out pixels see interpolated masks between
+training pixels, and alike neighbouring masks generalise better there.
 """
 
 from __future__ import annotations
