@@ -199,16 +199,19 @@ class SpatialProgression(MaskPolicy):
         k^d neighbourhood (replicate borders)."""
         return box_smooth(self._ramp(self.level), self.res, self.d, self.mask_blur)
 
-    def _alpha_at(self, matrix: torch.Tensor) -> torch.Tensor:
-        """Interpolated band masks ``(N, bands)`` for the sparse interpolation ``matrix`` ``(N, r^d)``."""
+    def _alpha_at(self, idx: torch.Tensor, w: torch.Tensor, matrix: torch.Tensor | None = None) -> torch.Tensor:
+        """Interpolated band masks ``(N, bands)`` at points with grid neighbours ``idx`` / weights ``w``
+        ``(N, 2^d)``. Without blur, when the points touch fewer cell entries than the grid has (3-D
+        mini-batches), the ramp runs on the gathered levels only; else the (blurred) cell masks of
+        the whole grid are interpolated by one sparse product (``matrix``, built when not given)."""
+        if self.mask_blur == 1 and idx.numel() < self.level.numel():
+            return (self._ramp(self.level[idx]) * w[..., None]).sum(1)
+        if matrix is None:
+            matrix = interpolation_matrix(idx, w, self.res**self.d)
         return matrix @ self.cell_alpha()
 
-    def _matrix(self, x: torch.Tensor) -> torch.Tensor:
-        idx, w = multilinear_weights(x.to(self.level.device), self.res)
-        return interpolation_matrix(idx, w, self.res**self.d)
-
     def band_alpha(self, x: torch.Tensor) -> torch.Tensor:
-        return self._alpha_at(self._matrix(x))
+        return self._alpha_at(*multilinear_weights(x.to(self.level.device), self.res))
 
     def bind(self, x: torch.Tensor) -> None:
         super().bind(x)
@@ -216,7 +219,7 @@ class SpatialProgression(MaskPolicy):
         self._bound_matrix = interpolation_matrix(self._bound_idx, self._bound_w, self.res**self.d)
 
     def train_mask(self) -> torch.Tensor:
-        return self.channel_mask(self._alpha_at(self._bound_matrix))
+        return self.channel_mask(self._alpha_at(self._bound_idx, self._bound_w, self._bound_matrix))
 
     def splat_loss(self, per_sample_loss: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> None:
         """eq. 7: add each sample's loss to its neighbouring cells, weighted by interpolation weights."""
