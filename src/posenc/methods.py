@@ -110,15 +110,15 @@ def with_defaults(cfg: FitConfig) -> FitConfig:
     whose default is "decide at build time" keep their sentinel (e.g. ``mask_grid: 0`` = by dimension)."""
     from .progressive import policy_parameters
 
+    def filled(section: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+        return {"type": section["type"], **{k: v for k, v in defaults.items() if v is not None}, **section}
+
     out = copy.deepcopy(cfg)
-    name = out.encoding.get("type")
-    if name is not None:
-        defaults = {k: v for k, v in encoding_parameters(name).items() if v is not None}
-        out.encoding = {"type": name, **defaults, **{k: v for k, v in out.encoding.items() if k != "type"}}
-    policy = out.progressive.get("type", "none")
-    if policy != "none" and policy in policy_parameters():
-        defaults = policy_parameters()[policy]
-        out.progressive = {"type": policy, **defaults, **{k: v for k, v in out.progressive.items() if k != "type"}}
+    if out.encoding.get("type") is not None:
+        out.encoding = filled(out.encoding, encoding_parameters(out.encoding["type"]))
+    policies = policy_parameters()
+    if out.progressive.get("type", "none") in set(policies) - {"none"}:
+        out.progressive = filled(out.progressive, policies[out.progressive["type"]])
     return out
 
 

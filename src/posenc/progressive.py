@@ -199,15 +199,18 @@ class SpatialProgression(MaskPolicy):
         k^d neighbourhood (replicate borders)."""
         return box_smooth(self._ramp(self.level), self.res, self.d, self.mask_blur)
 
-    def _alpha_at(self, idx: torch.Tensor, w: torch.Tensor, matrix: torch.Tensor | None = None) -> torch.Tensor:
+    def _alpha_at(self, idx: torch.Tensor, w: torch.Tensor, bound: bool = False) -> torch.Tensor:
         """Interpolated band masks ``(N, bands)`` at points with grid neighbours ``idx`` / weights ``w``
         ``(N, 2^d)``. Without blur, when the points touch fewer cell entries than the grid has (3-D
         mini-batches), the ramp runs on the gathered levels only; else the (blurred) cell masks of
-        the whole grid are interpolated by one sparse product (``matrix``, built when not given)."""
+        the whole grid are interpolated by one sparse product (its matrix kept for the ``bound`` points)."""
         if self.mask_blur == 1 and idx.numel() < self.level.numel():
             return (self._ramp(self.level[idx]) * w[..., None]).sum(1)
+        matrix = self._bound_matrix if bound else None
         if matrix is None:
             matrix = interpolation_matrix(idx, w, self.res**self.d)
+            if bound:
+                self._bound_matrix = matrix
         return matrix @ self.cell_alpha()
 
     def band_alpha(self, x: torch.Tensor) -> torch.Tensor:
@@ -216,10 +219,10 @@ class SpatialProgression(MaskPolicy):
     def bind(self, x: torch.Tensor) -> None:
         super().bind(x)
         self._bound_idx, self._bound_w = multilinear_weights(x.to(self.level.device), self.res)
-        self._bound_matrix = interpolation_matrix(self._bound_idx, self._bound_w, self.res**self.d)
+        self._bound_matrix = None  # built on first use, only if the sparse path needs it
 
     def train_mask(self) -> torch.Tensor:
-        return self.channel_mask(self._alpha_at(self._bound_idx, self._bound_w, self._bound_matrix))
+        return self.channel_mask(self._alpha_at(self._bound_idx, self._bound_w, bound=True))
 
     def splat_loss(self, per_sample_loss: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> None:
         """eq. 7: add each sample's loss to its neighbouring cells, weighted by interpolation weights."""
