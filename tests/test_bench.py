@@ -123,3 +123,10 @@ def test_bench_fit_continues_from_a_matching_checkpoint(tmp_path):
     other = dict(job, config=apply_method(FitConfig.from_dict(cfg.to_dict()), "none").to_dict())
     trainer._checkpoint(6, 123.0)
     assert _one(other)["seconds"] < 123.0  # a checkpoint of another config is not used
+
+
+def test_method_settings_reach_network_and_training():
+    cfg = apply_method(FitConfig.for_task("image"), "gaussian:sigma=5:output=wide_sigmoid:lr_schedule=cosine:lr=2e-3")
+    assert cfg.network.output == "wide_sigmoid" and cfg.train.lr_schedule == "cosine" and cfg.train.lr == 2e-3
+    assert cfg.encoding["sigma"] == 5
+    assert FitConfig.for_task("image").train.lr_schedule == "constant"

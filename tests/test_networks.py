@@ -20,6 +20,27 @@ def test_mlp_shapes_and_sigmoid():
     assert len(net.layers) == 4
 
 
+def test_wide_sigmoid_head_formula_and_range():
+    from posenc.networks import WIDE_SIGMOID_MARGIN, output_activation
+
+    z = torch.linspace(-30, 30, 101)
+    e = WIDE_SIGMOID_MARGIN
+    assert torch.allclose(output_activation(z, "wide_sigmoid"), (1 + 2 * e) * torch.sigmoid(z) - e)
+    # the ends of [0, 1] are reached at finite logits where the slope is still far from zero
+    for target in (0.0, 1.0):
+        p = (target + e) / (1 + 2 * e)
+        zt = torch.logit(torch.tensor(p)).requires_grad_()
+        y = output_activation(zt, "wide_sigmoid")
+        y.backward()
+        assert abs(float(y) - target) < 1e-6 and float(zt.grad) > 0.05
+    net = MLP(4, 3, width=16, depth=2, output="wide_sigmoid")
+    y = net(torch.randn(50, 4) * 100)
+    assert torch.all((y >= -e - 1e-6) & (y <= 1 + e + 1e-6)) and float(y.max() - y.min()) > 1.0
+    cfg = FitConfig.for_task("image")
+    cfg.network.output = "wide_sigmoid"
+    assert build_field(cfg, 2, 3).network.output == "wide_sigmoid"
+
+
 def test_mlp_rejects_bad_settings():
     from posenc.errors import PosencError
 

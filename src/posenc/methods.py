@@ -4,7 +4,7 @@ A method is an encoding name (``gaussian``), a preset (``siren``), or a policy o
 (``sape+gaussian``: spatially-adaptive progression, ``progressive+gaussian``: global progression),
 optionally with settings: ``sape+gaussian:sigma=20:mask_grid=64``. Settings may name encoding parameters,
 policy parameters (``epsilon``, ``mask_grid``, ``smooth``) or the network/training fields ``width``,
-``depth``, ``activation``, ``output``, ``omega0``, ``lr``.
+``depth``, ``activation``, ``output``, ``omega0``, ``lr``, ``lr_schedule``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 POLICY_PREFIXES = {"sape": "spatial", "progressive": "global"}
 _POLICY_KEYS = {"epsilon": float, "mask_grid": int, "smooth": int, "blocks": int, "mask_blur": int}
 _NETWORK_KEYS = {"width": int, "depth": int, "activation": str, "output": str, "omega0": float}
-_TRAIN_KEYS = {"lr": float}
+_TRAIN_KEYS = {"lr": float, "lr_schedule": str}
 
 
 def method_names() -> list[str]:

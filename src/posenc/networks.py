@@ -11,13 +11,34 @@ from .encodings import Encoding
 from .errors import PosencError
 
 ACTIVATIONS = ("relu", "leaky_relu")
-OUTPUTS = ("none", "sigmoid")
+OUTPUTS = ("none", "sigmoid", "wide_sigmoid")
+WIDE_SIGMOID_MARGIN = 0.1
+
+
+def output_activation(x: torch.Tensor, output: str) -> torch.Tensor:
+    """The network head: ``none`` (linear), ``sigmoid``, or ``wide_sigmoid``.
+
+    ``wide_sigmoid`` is ``(1 + 2 e) sigmoid(z) - e`` with ``e = 0.1``: it spans ``(-e, 1 + e)``, so the
+    ends of a [0, 1] colour range (black text on white) are reached at a finite logit where the
+    gradient is still alive, while values stay softly bounded as with a plain sigmoid.
+    """
+    if output == "sigmoid":
+        return torch.sigmoid(x)
+    if output == "wide_sigmoid":
+        return torch.sigmoid(x) * (1.0 + 2.0 * WIDE_SIGMOID_MARGIN) - WIDE_SIGMOID_MARGIN
+    return x
+
+
+def _check_output(output: str) -> None:
+    if output not in OUTPUTS:
+        raise PosencError(f"unknown output activation {output!r}; valid: {', '.join(OUTPUTS)}")
 
 
 class MLP(nn.Module):
     """``depth`` hidden layers of ``width`` units: ``(..., in_dim) -> (..., out_dim)``.
 
-    Hidden activation ReLU or leaky-ReLU (slope 0.01); output ``none`` (linear) or ``sigmoid``.
+    Hidden activation ReLU or leaky-ReLU (slope 0.01); output ``none`` (linear), ``sigmoid`` or ``wide_sigmoid``
+    (see ``output_activation``).
     Layers use PyTorch's default (Kaiming-uniform) initialisation, as the Fourier-feature papers do.
     """
 
@@ -25,8 +46,7 @@ class MLP(nn.Module):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise PosencError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
-        if output not in OUTPUTS:
-            raise PosencError(f"unknown output activation {output!r}; valid: {', '.join(OUTPUTS)}")
+        _check_output(output)
         if width <= 0 or depth < 0:
             raise PosencError(f"network width must be positive and depth non-negative, got width={width} depth={depth}")
         dims = [in_dim] + [width] * depth + [out_dim]
@@ -39,7 +59,7 @@ class MLP(nn.Module):
         for layer in self.layers[:-1]:
             x = self.act(layer(x))
         x = self.layers[-1](x)
-        return torch.sigmoid(x) if self.output == "sigmoid" else x
+        return output_activation(x, self.output)
 
 
 class SineLayer(nn.Module):
@@ -84,8 +104,7 @@ class Siren(nn.Module):
             raise PosencError(f"a SIREN needs depth >= 1 and width > 0, got depth={depth} width={width}")
         if omega_0 <= 0:
             raise PosencError(f"omega0 must be positive, got {omega_0}")
-        if output not in OUTPUTS:
-            raise PosencError(f"unknown output activation {output!r}; valid: {', '.join(OUTPUTS)}")
+        _check_output(output)
         dims = [in_dim] + [width] * depth
         self.layers = nn.ModuleList(SineLayer(a, b, omega_0, i == 0) for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])))
         self.head = nn.Linear(width, out_dim)
@@ -102,7 +121,7 @@ class Siren(nn.Module):
         for layer in self.layers:
             x = layer(x)
         x = self.head(x)
-        return torch.sigmoid(x) if self.output == "sigmoid" else x
+        return output_activation(x, self.output)
 
 
 def count_parameters(module: nn.Module) -> int:
