@@ -190,7 +190,8 @@ class Trainer:
         def forward() -> torch.Tensor:
             if cache["version"] != policy.version:
                 with torch.no_grad():
-                    cache["inputs"] = encode() * policy.train_mask()
+                    # written into last step's buffer (its graph is gone): no fresh page-faulted allocation
+                    cache["inputs"] = torch.mul(encode(), policy.train_mask(), out=cache["inputs"])
                 cache["version"] = policy.version
             return field.network(cache["inputs"])
 
