@@ -231,3 +231,26 @@ def test_mask_blur_is_box_filter_then_interpolation():
     torch.testing.assert_close(pol.band_alpha(x), (blurred[idx] * w[..., None]).sum(1), rtol=1e-5, atol=1e-6)
     pol.bind(x)
     torch.testing.assert_close(pol.train_mask(), pol.mask(x))
+
+
+def test_training_forward_follows_mask_changes_with_reused_buffer():
+    """The trainer's cached masked features (written into one reused buffer) equal a fresh
+    ``features * mask`` after every policy step, and a network call sees the current mask."""
+    from posenc.config import FitConfig, NetworkConfig
+    from posenc.methods import apply_method, build_field
+    from posenc.train import Trainer
+
+    torch.manual_seed(0)
+    cfg = apply_method(FitConfig(network=NetworkConfig(width=16, depth=1)), "sape+gaussian:features=8:sigma=5:mask_grid=4")
+    field = build_field(cfg, 2, 3)
+    x = torch.rand(64, 2, generator=torch.Generator().manual_seed(0))
+    seen = []
+    field.network.register_forward_hook(lambda m, inp, out: seen.append(inp[0].clone()))
+    field.policy.bind(x)
+    forward = Trainer._make_forward(field, x)
+    for it in range(6):
+        forward()
+        expected = field.encoding(x) * field.policy.mask(x)
+        assert torch.allclose(seen[-1], expected, atol=1e-6)
+        field.policy.step(it, torch.full((64,), 1.0))
+    assert not torch.allclose(seen[0], seen[-1])  # the mask did move
