@@ -15,12 +15,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from posenc.bench.common import fmt_pm
 from posenc.io import atomic_write_text, read_jsonl
-
-
-def _fmt(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.2f} ± {sd:.2f}"
 
 
 def summarise(folders: list[Path], methods: list[str] | None = None) -> str:
@@ -35,8 +31,8 @@ def summarise(folders: list[Path], methods: list[str] | None = None) -> str:
     # only seeds that every method has for an image, so the comparison is paired
     seeds = {i: sorted(set.intersection(*(set(runs[(m, i)]) for m in methods))) for i in images}
     lines = [
-        f"Seeds pooled from: {', '.join(f'`{f}`' for f in folders)}. Each cell: mean ± std over the seeds "
-        "(network initialisation; the Fourier matrix is fixed by the encoding's own seed).", "",
+        f"Seeds pooled from: {', '.join(f'`{f}`' for f in folders)}. Each cell: mean ± std (population, as in every "
+        "posenc table) over the seeds (network initialisation; the Fourier matrix is fixed by the encoding's own seed).", "",
         "| method | " + " | ".join(f"{i} ({len(seeds[i])} seed(s))" for i in images) + " | mean over images |",
         "|---|" + "---|" * (len(images) + 1),
     ]
@@ -45,7 +41,7 @@ def summarise(folders: list[Path], methods: list[str] | None = None) -> str:
             cells, means = [], []
             for i in images:
                 vals = [runs[(m, i)][s][key] for s in seeds[i]]
-                cells.append(_fmt(vals) if vals else "-")
+                cells.append(fmt_pm(vals))
                 if vals:
                     means.append(statistics.fmean(vals))
             overall = f"{statistics.fmean(means):.2f}" if means else "-"

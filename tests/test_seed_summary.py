@@ -30,8 +30,8 @@ def test_pooled_means_and_paired_wins(tmp_path):
     # seed 1: b only on im1 -> not paired, must be ignored; a/b both on im2
     _write(tmp_path / "s1", [("b", "im1", 1, 99.0), ("a", "im2", 1, 32.0), ("b", "im2", 1, 33.0)])
     text = mod.summarise([tmp_path / "s0", tmp_path / "s1"], ["a", "b"])
-    assert "| a (PSNR) | 20.00 ± 0.00 | 31.00 ± 1.41 | 25.50 |" in text
-    assert "| b (PSNR) | 21.00 ± 0.00 | 31.00 ± 2.83 | 26.00 |" in text
+    assert "| a (PSNR) | 20.00 ± 0.00 | 31.00 ± 1.00 | 25.50 |" in text
+    assert "| b (PSNR) | 21.00 ± 0.00 | 31.00 ± 2.00 | 26.00 |" in text
     # pairs: (20, 21), (30, 29), (32, 33): mean difference +1/3, b higher in 2 of 3
     assert "= +0.333 dB on average over 3 paired" in text and "higher in 2 of them" in text
     assert mod.main([str(tmp_path / "o.md"), str(tmp_path / "missing")]) == 2
