@@ -58,6 +58,27 @@ def test_gaussian_scale_is_sigma_in_unit_coordinates():
     assert float(enc.B.mean()) == pytest.approx(0.0, abs=0.15)
 
 
+def test_gaussian_radial_sampling_matches_the_public_sape_code():
+    """``radial``: |b| half-normal with scale sigma, direction uniform; ``isotropic``: |b| Rayleigh in 2-D."""
+    n, sigma = 20000, 7.0
+    radial = build_encoding({"type": "gaussian", "sigma": sigma, "features": n, "sampling": "radial"}, 2).B.double()
+    iso = build_encoding({"type": "gaussian", "sigma": sigma, "features": n}, 2).B.double()
+    r, q = radial.norm(dim=1), iso.norm(dim=1)
+    assert float(r.mean()) == pytest.approx(sigma * math.sqrt(2 / math.pi), rel=0.03)  # half-normal mean
+    assert float(r.pow(2).mean().sqrt()) == pytest.approx(sigma, rel=0.03)  # RMS sigma
+    assert float(q.mean()) == pytest.approx(sigma * math.sqrt(math.pi / 2), rel=0.03)  # Rayleigh mean
+    # half-normal is densest at 0: far more rows below sigma / 4 than the Rayleigh law allows
+    assert float((r < sigma / 4).double().mean()) == pytest.approx(math.erf(0.25 / math.sqrt(2)), abs=0.02)
+    assert float((q < sigma / 4).double().mean()) == pytest.approx(1 - math.exp(-0.25 ** 2 / 2), abs=0.01)
+    # directions uniform on the circle: angle histogram flat, mean direction ~ 0
+    angle = torch.atan2(radial[:, 1], radial[:, 0])
+    counts = torch.histc(angle, bins=8, min=-math.pi, max=math.pi)
+    assert float(counts.min() / counts.max()) > 0.9
+    assert torch.all(r[1:] >= r[:-1] - 1e-5)  # still sorted low-to-high (up to float32 rounding)
+    with pytest.raises(PosencError, match="unknown sampling 'uniform'; valid: isotropic, radial"):
+        build_encoding({"type": "gaussian", "sampling": "uniform"}, 2)
+
+
 def test_gaussian_seeded():
     a = build_encoding({"type": "gaussian", "seed": 1}, 2).B
     b = build_encoding({"type": "gaussian", "seed": 1}, 2).B

@@ -6,9 +6,11 @@ import math
 
 import torch
 
+from ..errors import PosencError
 from .base import Band, Encoding, check_positive, register
 
 TWO_PI = 2.0 * math.pi
+SAMPLINGS = ("isotropic", "radial")
 
 
 def _cos_sin(proj: torch.Tensor) -> torch.Tensor:
@@ -88,17 +90,35 @@ class GaussianFourierFeatures(Encoding):
     ``N(0, sigma^2)`` (seeded by ``seed``) and sorted by ``|b_i|`` so channel order is low-to-high
     frequency, as SAPE requires. ``(..., d) -> (..., 2 * features)``.
 
+    ``sampling`` picks how the rows ``b_i`` are drawn:
+
+    - ``isotropic`` (default, Tancik et al.): every entry of ``B`` is ``N(0, sigma^2)``, so in d
+      dimensions ``|b_i|`` follows a chi distribution with d degrees of freedom scaled by sigma
+      (Rayleigh in 2-D: mean ``sigma sqrt(pi/2)``, no mass near 0).
+    - ``radial`` (the public SAPE code of Hertz et al.): ``|b_i| ~ |N(0, sigma^2)|`` (half-normal,
+      mean ``sigma sqrt(2/pi)``, densest at 0) times a direction uniform on the unit sphere. At equal
+      sigma its RMS frequency is ``sigma`` against ``sigma sqrt(d)`` for ``isotropic``; in 1-D the two
+      are the same distribution.
+
     ``periodic`` rounds every frequency to a non-zero integer, so ``gamma`` has period 1 on every axis:
     the encoding of a closed curve's parameter p in [0, 1) then closes (silhouettes use it).
     """
 
     def __init__(self, in_dim: int, sigma: float = 10.0, features: int = 256, seed: int = 0, periodic: bool = False,
-                 include_input: bool = False) -> None:
+                 include_input: bool = False, sampling: str = "isotropic") -> None:
         super().__init__(in_dim, include_input)
         check_positive("sigma", sigma)
         check_positive("features", features)
+        if sampling not in SAMPLINGS:
+            raise PosencError(f"unknown sampling {sampling!r}; valid: {', '.join(SAMPLINGS)}")
         gen = torch.Generator().manual_seed(int(seed))
-        B = torch.randn(features, in_dim, generator=gen, dtype=torch.float64) * sigma
+        B = torch.randn(features, in_dim, generator=gen, dtype=torch.float64)
+        if sampling == "radial":
+            magnitude = torch.randn(features, generator=gen, dtype=torch.float64).abs() * sigma
+            B = B / B.norm(dim=1, keepdim=True) * magnitude[:, None]
+        else:
+            B = B * sigma
+        self.sampling = sampling
         if periodic:
             rounded = B.round()
             # a row rounded to all zeros would be a constant feature: give it the nearest non-zero integer
