@@ -40,6 +40,33 @@ def test_bench_images_writes_and_resumes(tmp_path):
     assert "| 2 |" in (tmp_path / "out" / "results.md").read_text()
 
 
+def test_bench_images_pools_seeds(tmp_path):
+    """``seeds=2``: every (input, method) runs with network seeds 0 and 1 in its own folder; the main table
+    averages each input over its seeds first, the per-input table shows mean ± std over the seeds."""
+    data = tmp_path / "imgs"
+    data.mkdir()
+    for i in range(2):
+        Image.fromarray(smooth_test_image(40, seed=i)).save(data / f"im{i}.png")
+    method = "gaussian:sigma=3:features=8:width=16:depth=1"
+    bc = ImageBenchConfig(data=str(data), methods=[method], out=str(tmp_path / "out"), res=32, iters=4, threads=1, seeds=2)
+    run_image_bench(bc, progress=False)
+    rows = read_jsonl(tmp_path / "out" / "results.jsonl")
+    assert sorted((r["image"], r["config"]["train"]["seed"]) for r in rows) == [("im0", 0), ("im0", 1), ("im1", 0), ("im1", 1)]
+    psnr = {(r["image"], r["config"]["train"]["seed"]): r["metrics"]["psnr"] for r in rows}
+    assert psnr[("im0", 0)] != psnr[("im0", 1)]  # the seed reaches the network initialisation
+    assert (tmp_path / "out" / "runs" / "im0" / "gaussian_sigma=3_features=8_width=16_depth=1_seed1" / "metrics.json").exists()
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "seeds 0-1" in md and "--seeds 2" in md
+    per_image = [(psnr[(i, 0)] + psnr[(i, 1)]) / 2 for i in ("im0", "im1")]
+    mean, spread = sum(per_image) / 2, abs(per_image[0] - per_image[1]) / 2
+    assert f"| {method} | {mean:.2f} ± {spread:.2f} |" in md
+    im0 = sorted([psnr[("im0", 0)], psnr[("im0", 1)]])
+    assert f"{sum(im0) / 2:.2f} ± {(im0[1] - im0[0]) / 2:.2f} (" in md
+    assert "| 4 |" in md  # runs column counts every (input, seed) fit
+    run_image_bench(bc, progress=False)  # resume: nothing re-runs
+    assert len(read_jsonl(tmp_path / "out" / "results.jsonl")) == 4
+
+
 def test_mlp_flop_count():
     cfg = apply_method(FitConfig(), "gaussian:features=4:width=16:depth=2")
     field = build_field(cfg, 2, 3)

@@ -237,7 +237,7 @@ def _cmd_bench_images(args: argparse.Namespace) -> int:
         extra = {"samples": args.samples, "mc_res": args.mc_res, "eval_points": args.eval_points,
                  "match_params": args.match_params}
     bc = ImageBenchConfig(data=args.data, methods=methods, out=args.out, task=task, lr=args.lr, iters=args.iters,
-                          seed=args.seed, limit=args.limit, workers=args.workers,
+                          seed=args.seed, seeds=args.seeds, limit=args.limit, workers=args.workers,
                           images=tuple(n.strip() for n in args.images.split(",") if n.strip()),
                           threads=args.threads, device=args.device, **extra)
     out = run_image_bench(bc, progress=not args.quiet)
@@ -357,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
         bi.add_argument("--iters", type=int, default=0, help="training iterations (default: the task's, 2000; silhouettes 10000)")
         bi.add_argument("--lr", type=float, default=0.0, help="learning rate for every method (default: each method's own)")
         bi.add_argument("--seed", type=int, default=0)
+        bi.add_argument("--seeds", type=int, default=1, help="network seeds per fit: --seed, --seed + 1, ... (tables pool them)")
         bi.add_argument("--limit", type=int, default=0, help="first K files only")
         bi.add_argument("--images", default="", help="comma-separated file names (stems) to use, e.g. kodim24")
         bi.add_argument("--workers", type=int, default=1, help="parallel fits, one thread each")

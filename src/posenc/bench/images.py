@@ -21,7 +21,7 @@ from ..errors import PosencError
 from ..io import MESH_SUFFIXES, append_jsonl, atomic_write_text, load_tensors, read_jsonl, save_image
 from ..methods import apply_method, match_params, with_defaults
 from ..viz import labelled_strip
-from .common import fmt_pm, run_jobs
+from .common import fmt_pm, mean_std, run_jobs
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
 
@@ -51,6 +51,7 @@ class ImageBenchConfig:
     res: int = 256
     iters: int = 0  # 0 = the task's default
     seed: int = 0
+    seeds: int = 1  # network seeds seed, seed + 1, ...; tables report each input's mean over them
     limit: int = 0
     images: tuple[str, ...] = ()
     workers: int = 1
@@ -77,6 +78,11 @@ def list_images(folder: str | Path, limit: int = 0, names: tuple[str, ...] = (),
 
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", text)
+
+
+def run_dir_name(method: str, seed: int) -> str:
+    """Run folder of one (method, seed) under ``runs/<input>/``: seed 0 keeps the bare method slug."""
+    return slug(method) + (f"_seed{seed}" if seed else "")
 
 
 _NOT_RESULTS = {"threads", "device", "checkpoint_every", "frames"}  # settings that do not change a result
@@ -119,6 +125,8 @@ def run_image_bench(bc: ImageBenchConfig, progress: bool = True) -> Path:
         raise PosencError(f"iters must be positive (0 = the task's default), got {bc.iters}")
     if bc.workers < 1:
         raise PosencError(f"workers must be >= 1, got {bc.workers}")
+    if bc.seeds < 1:
+        raise PosencError(f"seeds must be >= 1, got {bc.seeds}")
     images = list_images(bc.data, bc.limit, bc.images, MESH_SUFFIXES if bc.task in ("sdf", "occupancy") else IMAGE_SUFFIXES)
     out = Path(bc.out)
     threads = 1 if bc.workers > 1 else bc.threads
@@ -142,16 +150,19 @@ def run_image_bench(bc: ImageBenchConfig, progress: bool = True) -> Path:
     done = {config_digest(r["config"]) for r in read_jsonl(out / "results.jsonl")}
     wanted = set()
     jobs = []
-    for img in images:
-        for m, mcfg in configs.items():
-            cfg = FitConfig.from_dict(mcfg.to_dict())
-            cfg.data.path = str(img)
-            key = run_key(img.stem, cfg, bc.match_params)
-            digest = config_digest(cfg.to_dict())
-            wanted.add(digest)
-            if digest in done:
-                continue
-            jobs.append({"key": key, "image": img.stem, "method": m, "config": cfg.to_dict(), "out": str(out / "runs" / img.stem / slug(m))})
+    for seed in range(bc.seed, bc.seed + bc.seeds):
+        for img in images:
+            for m, mcfg in configs.items():
+                cfg = FitConfig.from_dict(mcfg.to_dict())
+                cfg.data.path = str(img)
+                cfg.train.seed = seed
+                key = run_key(img.stem, cfg, bc.match_params)
+                digest = config_digest(cfg.to_dict())
+                wanted.add(digest)
+                if digest in done:
+                    continue
+                jobs.append({"key": key, "image": img.stem, "method": m, "config": cfg.to_dict(),
+                             "out": str(out / "runs" / img.stem / run_dir_name(m, seed))})
     bar = tqdm(total=len(jobs), desc="bench", unit="fit", disable=not progress)
     for job, metrics in run_jobs(_one, jobs, bc.workers):
         append_jsonl(out / "results.jsonl", {"key": job["key"], "image": job["image"], "method": job["method"], "config": job["config"], "metrics": metrics})
@@ -175,41 +186,52 @@ def write_report(out: Path, bc: ImageBenchConfig, wanted: set[str]) -> None:
     columns = [c for c in columns if any(r["metrics"].get(c[0]) is not None for r in rows)]
     key, key_header, key_digits = columns[0]
     images = sorted({r["image"] for r in rows})
-    by = {(r["image"], r["method"]): r["metrics"] for r in rows}
+    # (input, method) -> metrics of each seed, lowest seed first
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in sorted(rows, key=lambda r: r["config"]["train"]["seed"]):
+        runs.setdefault((r["image"], r["method"]), []).append(r["metrics"])
+    first_seed = min(r["config"]["train"]["seed"] for r in rows)
+    by = {k: v[0] for k, v in runs.items()}  # the first seed's run: montages and plots show it
     setting = f"protocol {bc.protocol}, {bc.res} px" if bc.task == "image" else bc.task
+    seeds = f"seed {bc.seed}" if bc.seeds == 1 else f"seeds {bc.seed}-{bc.seed + bc.seeds - 1}"
+    per_seed = "" if bc.seeds == 1 else (f"; each input counts once, as its mean over {bc.seeds} seeds "
+                                         "(per-input table: mean ± std over the seeds)")
     lines = [
-        f"# Benchmark: {Path(bc.data).name}, {setting}, {bc.iters} iterations, seed {bc.seed}",
+        f"# Benchmark: {Path(bc.data).name}, {setting}, {bc.iters} iterations, {seeds}",
         "",
         "Made by: `posenc " + " ".join(shlex.quote(a) for a in _command(bc)) + "`",
         "",
         f"Machine: {platform.processor() or platform.machine()}, Python {sys.version.split()[0]}; "
-        f"{bc.workers} worker(s){' x 1 thread' if bc.workers > 1 else ''}. Mean ± std over {len(images)} input(s).",
+        f"{bc.workers} worker(s){' x 1 thread' if bc.workers > 1 else ''}. Mean ± std over {len(images)} input(s){per_seed}.",
         "",
         "| method | " + " | ".join(h for _, h, _ in columns) + " | params (MLP + encoding) | s / fit | runs |",
         "|---|" + "---|" * (len(columns) + 3),
     ]
     for m in bc.methods:
-        ms = [by[(i, m)] for i in images if (i, m) in by]
-        if ms:
-            cells = [fmt_pm((x.get(k) for x in ms), digits) for k, _, digits in columns]
-            lines.append(f"| {m} | " + " | ".join(cells) + f" | {_params(ms[0])} | {fmt_pm((x['seconds'] for x in ms), 0)} | {len(ms)} |")
+        seed_runs = [runs[(i, m)] for i in images if (i, m) in runs]
+        if seed_runs:
+            cells = [fmt_pm((mean_std(x.get(k) for x in ms)[0] for ms in seed_runs), digits) for k, _, digits in columns]
+            every = [x for ms in seed_runs for x in ms]
+            lines.append(f"| {m} | " + " | ".join(cells) + f" | {_params(every[0])} | "
+                         f"{fmt_pm((x['seconds'] for x in every), 0)} | {len(every)} |")
     extra = "psnr_heldout" if any(c[0] == "psnr_heldout" for c in columns) else None
     title = f"{key_header} per input" + (" (held-out PSNR in brackets)" if extra else "")
     lines += ["", f"## {title}", "", "| method | " + " | ".join(images) + " |", "|---|" + "---|" * len(images)]
     for m in bc.methods:
         cells = []
         for i in images:
-            x = by.get((i, m))
-            second = x.get(extra) if (x and extra) else None
-            cells.append("-" if x is None else f"{x[key]:.{key_digits}f}" + (f" ({second:.2f})" if second is not None else ""))
+            ms = runs.get((i, m), [])
+            second = mean_std(x.get(extra) for x in ms)[0] if (ms and extra) else None
+            main = f"{ms[0][key]:.{key_digits}f}" if len(ms) == 1 else fmt_pm((x[key] for x in ms), key_digits)
+            cells.append("-" if not ms else main + (f" ({second:.2f})" if second is not None else ""))
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     lines += ["", f"Montages: `montage_<input>.png` ({'target, then ' if target else ''}each method with its {key_header}).", ""]
     atomic_write_text(out / "results.md", "\n".join(lines))
     for i in images:
         done = [m for m in bc.methods if (i, m) in by]
-        _montage(out, i, done, by, tile, target, key)
+        _montage(out, i, done, by, tile, target, key, first_seed)
         if bc.task == "image":
-            _psnr_vs_time(out, i, done)
+            _psnr_vs_time(out, i, done, first_seed)
 
 
 def _params(metrics: dict[str, Any]) -> str:
@@ -219,19 +241,19 @@ def _params(metrics: dict[str, Any]) -> str:
 
 
 def _montage(out: Path, image: str, methods: list[str], by: dict[tuple[str, str], Any], tile: str, target: str | None,
-             key: str) -> None:
+             key: str, seed: int = 0) -> None:
     from PIL import Image
 
     run_root = out / "runs" / image
     tiles, labels = [], []
     if target:
-        path = run_root / slug(methods[0]) / target
+        path = run_root / run_dir_name(methods[0], seed) / target
         if not path.exists():
             return
         tiles.append(np.asarray(Image.open(path).convert("RGB")))
         labels.append("target")
     for m in methods:
-        pic = run_root / slug(m) / tile
+        pic = run_root / run_dir_name(m, seed) / tile
         if pic.exists():
             tiles.append(np.asarray(Image.open(pic).convert("RGB")))
             labels.append(f"{m} {by[(image, m)][key]:.{2 if key.startswith('psnr') else 3}f}")
@@ -239,7 +261,7 @@ def _montage(out: Path, image: str, methods: list[str], by: dict[tuple[str, str]
         save_image(out / f"montage_{image}.png", labelled_strip(tiles, labels, tile=192))
 
 
-def _psnr_vs_time(out: Path, image: str, methods: list[str]) -> None:
+def _psnr_vs_time(out: Path, image: str, methods: list[str], seed: int = 0) -> None:
     """Training PSNR against wall-clock seconds for every method on one image (from each run's history)."""
     import matplotlib
 
@@ -249,7 +271,7 @@ def _psnr_vs_time(out: Path, image: str, methods: list[str]) -> None:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     drawn = 0
     for m in methods:
-        path = out / "runs" / image / slug(m) / "metrics.json"
+        path = out / "runs" / image / run_dir_name(m, seed) / "metrics.json"
         if not path.exists():
             continue
         hist = json.loads(path.read_text()).get("loss_history") or []
@@ -280,6 +302,8 @@ def _command(bc: ImageBenchConfig) -> list[str]:
     else:
         cmd = ["bench", "silhouettes", "--data", bc.data, "--methods", ",".join(bc.methods)]
     cmd += ["--iters", str(bc.iters), "--seed", str(bc.seed), "--out", bc.out]
+    if bc.seeds != 1:
+        cmd += ["--seeds", str(bc.seeds)]
     if bc.lr:
         cmd += ["--lr", str(bc.lr)]
     if bc.limit:
