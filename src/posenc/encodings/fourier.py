@@ -94,7 +94,7 @@ class GaussianFourierFeatures(Encoding):
 
     - ``isotropic`` (default, Tancik et al.): every entry of ``B`` is ``N(0, sigma^2)``, so in d
       dimensions ``|b_i|`` follows a chi distribution with d degrees of freedom scaled by sigma
-      (Rayleigh in 2-D: mean ``sigma sqrt(pi/2)``, no mass near 0).
+      (Rayleigh in 2-D: mean ``sigma sqrt(pi/2)``, density 0 at ``|b| = 0``).
     - ``radial`` (the public SAPE code of Hertz et al.): ``|b_i| ~ |N(0, sigma^2)|`` (half-normal,
       mean ``sigma sqrt(2/pi)``, densest at 0) times a direction uniform on the unit sphere. At equal
       sigma its RMS frequency is ``sigma`` against ``sigma sqrt(d)`` for ``isotropic``; in 1-D the two
