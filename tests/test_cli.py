@@ -69,7 +69,7 @@ def test_fit_render_and_config_rerun(capsys, tmp_path, image_path):
     cfg = json.loads((run / "config.json").read_text())
     # the full config: defaults are written too, so a later change of a default cannot change the re-run
     assert cfg["encoding"] == {"type": "gaussian", "sigma": 3.0, "features": 8, "seed": 0, "periodic": False,
-                               "include_input": False}
+                               "sampling": "isotropic", "include_input": False}
     assert cfg["progressive"] == {"type": "none"}
     assert cfg["network"]["width"] == 16 and cfg["train"]["iters"] == 3
 
