@@ -103,7 +103,8 @@ def test_method_flag_and_encoding_seed(capsys, tmp_path, image_path):
     code, out, err = run_cli(capsys, "fit", "image", image_path, "--method", "gaussian:sigma=2", "--encoding-seed", "4", "--print-config")
     assert code == 0, err
     cfg = json.loads(out)
-    assert cfg["encoding"] == {"type": "gaussian", "sigma": 2, "seed": 4} and cfg["method"] == "gaussian:sigma=2"
+    assert cfg["encoding"] == {"type": "gaussian", "sigma": 2.0, "seed": 4, "features": 256, "periodic": False,
+                               "include_input": False, "sampling": "isotropic"} and cfg["method"] == "gaussian:sigma=2"
 
 
 def test_encodings_listing(capsys):
@@ -145,7 +146,7 @@ def test_with_defaults_lists_every_setting():
 
     cfg = apply_method(FitConfig.for_task("occupancy"), "sape+gaussian:sigma=10:mask_blur=5")
     full = with_defaults(cfg)
-    assert full.progressive == {"type": "spatial", "epsilon": 1e-3, "mask_grid": 0, "smooth": 3, "blocks": 0, "mask_blur": 5}
+    assert full.progressive == {"type": "spatial", "epsilon": 1e-3, "mask_grid": 64, "smooth": 3, "blocks": 0, "mask_blur": 5}
     assert full.encoding["sigma"] == 10 and full.encoding["features"] == 256
     assert with_defaults(full) == full
     # a bench row written before defaults were listed is still the same run
@@ -155,9 +156,10 @@ def test_with_defaults_lists_every_setting():
 def test_image_sape_blurs_masks_and_losses_by_default():
     from posenc.methods import apply_method
 
+    paper = {"type": "spatial", "epsilon": 1e-3, "smooth": 3, "blocks": 0, "mask_blur": 1}
     image = apply_method(FitConfig.for_task("image"), "sape+gaussian:sigma=10")
-    assert image.progressive == {"type": "spatial", "mask_blur": 5, "smooth": 5}
+    assert image.progressive == {**paper, "mask_grid": 128, "mask_blur": 5, "smooth": 5}
     own = apply_method(FitConfig.for_task("image"), "sape+gaussian:sigma=10:mask_blur=1:smooth=3")
-    assert own.progressive == {"type": "spatial", "mask_blur": 1, "smooth": 3}
-    assert apply_method(FitConfig.for_task("occupancy"), "sape+gaussian").progressive == {"type": "spatial"}
-    assert apply_method(FitConfig.for_task("image"), "progressive+gaussian").progressive == {"type": "global"}
+    assert own.progressive == {**paper, "mask_grid": 128}
+    assert apply_method(FitConfig.for_task("occupancy"), "sape+gaussian").progressive == {**paper, "mask_grid": 64}
+    assert apply_method(FitConfig.for_task("image"), "progressive+gaussian").progressive == {"type": "global", "epsilon": 1e-3, "blocks": 0}

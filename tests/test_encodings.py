@@ -158,8 +158,10 @@ def test_registry_errors():
         build_encoding({"type": "gaussian", "num_freqs": 3}, 2)
     with pytest.raises(PosencError, match="sigma must be positive"):
         build_encoding({"type": "gaussian", "sigma": -1.0}, 2)
-    with pytest.raises(PosencError, match="dimension"):
-        build_encoding({"type": "gaussian"}, 4)
+    with pytest.raises(PosencError, match="dimension 1 to 4, got 5"):
+        build_encoding({"type": "hash_grid"}, 5)
+    with pytest.raises(PosencError, match="features must be an integer, got 2.5"):
+        build_encoding({"type": "gaussian", "features": 2.5}, 2)
 
 
 def test_periodic_gaussian_has_integer_frequencies_and_period_one():
@@ -181,4 +183,4 @@ def test_silhouette_task_makes_encodings_periodic_without_raw_input():
     sape = apply_method(base, "sape+gaussian")
     assert sape.encoding["periodic"] is True and sape.encoding["include_input"] is False
     assert apply_method(base, "none").encoding == {"type": "none"}  # the raw-p baseline stays raw
-    assert "periodic" not in apply_method(FitConfig.for_task("image"), "sape+gaussian").encoding
+    assert apply_method(FitConfig.for_task("image"), "sape+gaussian").encoding["periodic"] is False

@@ -27,7 +27,7 @@ def test_global_bands_open_in_order_with_linear_ramps():
     high = torch.ones(4)
     seen = {}
     for t in range(T):
-        pol.step(t, high)
+        pol.update(high)
         seen[t + 1] = pol.band_alpha(None).clone()
     # eq. 4: alpha_k(t) = clamp(t / tau - k, 0, 1)
     for t, alpha in seen.items():
@@ -46,7 +46,7 @@ def test_global_channel_mask_keeps_identity_and_pairs():
     enc = gaussian(features=8)
     pol = GlobalProgression(enc, 160)
     for t in range(25):
-        pol.step(t, torch.ones(3))
+        pol.update(torch.ones(3))
     m = pol.mask(torch.zeros(1, 2))
     assert m.shape == (enc.out_dim,)
     assert torch.all(m[:2] == 1)  # identity channels always open
@@ -58,11 +58,11 @@ def test_global_channel_mask_keeps_identity_and_pairs():
 
 def test_global_early_stop():
     pol = GlobalProgression(gaussian(), 160, epsilon=1e-2)
-    pol.step(0, torch.ones(3))
+    pol.update(torch.ones(3))
     level = float(pol.level)
-    pol.step(1, torch.full((3,), 1e-3))
+    pol.update(torch.full((3,), 1e-3))
     for t in range(2, 50):
-        pol.step(t, torch.ones(3))
+        pol.update(torch.ones(3))
     assert bool(pol.stopped) and float(pol.level) == level
 
 
@@ -80,10 +80,9 @@ def test_spatial_low_loss_cells_freeze_high_loss_cells_continue():
     enc = gaussian(features=16)
     pol = SpatialProgression(enc, 320, epsilon=1e-3, mask_grid=8, smooth=1)
     x = centres(8, 2)
-    pol.bind(x)
     loss = torch.where(x[:, 1] < 0.5, torch.full((64,), 1e-5), torch.full((64,), 0.1))  # left half fits
     for t in range(320):
-        pol.step(t, loss)
+        pol.update(loss, x)
     level = pol.level.reshape(8, 8)
     left, right = level[:, :4], level[:, 4:]
     assert torch.all(right == 16)  # kept progressing to the top
@@ -97,10 +96,9 @@ def test_spatial_matches_global_when_everything_is_hard():
     sp = SpatialProgression(enc, 160, mask_grid=4)
     gl = GlobalProgression(enc, 160, epsilon=0.0)
     x = torch.rand(50, 2)
-    sp.bind(x)
     for t in range(37):
-        sp.step(t, torch.ones(50))
-        gl.step(t, torch.ones(50))
+        sp.update(torch.ones(50), x)
+        gl.update(torch.ones(50))
     torch.testing.assert_close(sp.band_alpha(x), gl.band_alpha(None).expand(50, -1))
 
 
@@ -164,13 +162,15 @@ def test_interpolated_mask_equals_cells_at_centres_and_is_continuous(d):
     assert float((pol.band_alpha(x + step) - pol.band_alpha(x)).abs().max()) < 1e-2
 
 
-def test_train_mask_fast_path_equals_general_path():
+def test_bound_mask_fast_path_equals_general_path():
     enc = gaussian(features=8)
     pol = SpatialProgression(enc, 100, mask_grid=8)
-    x = torch.rand(300, 2)
-    pol.bind(x)
+    x = torch.rand(3, 100, 2)
+    bound = pol.bind(x)
     pol.level.copy_(torch.rand(64) * 8)
-    torch.testing.assert_close(pol.train_mask(), pol.mask(x))
+    pol.version += 1
+    torch.testing.assert_close(bound(), pol(x))
+    torch.testing.assert_close(pol(x), enc(x) * pol.mask(x))
 
 
 def test_build_policy_errors():
@@ -193,7 +193,8 @@ def test_checkpoint_round_trip_keeps_mask(image_path, tmp_path):
     base = FitConfig(data=ImageConfig(path=str(image_path), res=32), network=NetworkConfig(width=32, depth=2),
                      train=TrainConfig(iters=40, threads=1, checkpoint_every=0, lr=3e-3))
     cfg = apply_method(base, "sape+gaussian:sigma=6:features=16:mask_grid=16")
-    assert cfg.encoding["include_input"] and cfg.progressive == {"type": "spatial", "mask_blur": 5, "smooth": 5, "mask_grid": 16}
+    assert cfg.encoding["include_input"] and cfg.progressive == {"type": "spatial", "epsilon": 1e-3, "blocks": 0,
+                                                                 "mask_blur": 5, "smooth": 5, "mask_grid": 16}
     run = tmp_path / "run"
     metrics = fit(cfg, run, progress=False)
     assert (run / "heatmap.png").exists() and metrics["policy"]["type"] == "spatial"
@@ -213,7 +214,7 @@ def test_blocks_open_groups_of_bands_together():
     pol = GlobalProgression(gaussian(features=8), 40, epsilon=0.0, blocks=2)
     assert pol.n == 2 and pol.tau == 10
     for t in range(5):
-        pol.step(t, torch.ones(3))
+        pol.update(torch.ones(3))
     torch.testing.assert_close(pol.band_alpha(None), torch.tensor([0.5] * 4 + [0.0] * 4))
 
 
@@ -229,8 +230,7 @@ def test_mask_blur_is_box_filter_then_interpolation():
     x = torch.rand(50, 2, generator=g)
     idx, w = multilinear_weights(x, 6)
     torch.testing.assert_close(pol.band_alpha(x), (blurred[idx] * w[..., None]).sum(1), rtol=1e-5, atol=1e-6)
-    pol.bind(x)
-    torch.testing.assert_close(pol.train_mask(), pol.mask(x))
+    torch.testing.assert_close(pol.bind(x)(), enc(x) * pol.mask(x))
 
 
 def test_training_forward_follows_mask_changes_with_reused_buffer():
@@ -238,19 +238,16 @@ def test_training_forward_follows_mask_changes_with_reused_buffer():
     ``features * mask`` after every policy step, and a network call sees the current mask."""
     from posenc.config import FitConfig, NetworkConfig
     from posenc.methods import apply_method, build_field
-    from posenc.train import Trainer
-
     torch.manual_seed(0)
     cfg = apply_method(FitConfig(network=NetworkConfig(width=16, depth=1)), "sape+gaussian:features=8:sigma=5:mask_grid=4")
     field = build_field(cfg, 2, 3)
     x = torch.rand(64, 2, generator=torch.Generator().manual_seed(0))
     seen = []
     field.network.register_forward_hook(lambda m, inp, out: seen.append(inp[0].clone()))
-    field.policy.bind(x)
-    forward = Trainer._make_forward(field, x)
+    forward = field.bind(x)
     for it in range(6):
         forward()
-        expected = field.encoding(x) * field.policy.mask(x)
+        expected = field.base_encoding(x) * field.policy.mask(x)
         assert torch.allclose(seen[-1], expected, atol=1e-6)
-        field.policy.step(it, torch.full((64,), 1.0))
+        field.policy.update(torch.full((64,), 1.0))
     assert not torch.allclose(seen[0], seen[-1])  # the mask did move

@@ -9,12 +9,15 @@ import argparse
 import dataclasses
 import json
 import sys
+import typing
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import TASK_CONFIGS, FitConfig, NetworkConfig, TrainConfig, load_config, task_policy_defaults
-from .encodings import encoding_class, encoding_names, encoding_parameters
+from .config import TASK_CONFIGS, TASK_DEFAULTS, TASK_DIMS, FitConfig, NetworkConfig, TrainConfig, read_config_file, resolve_config, task_policy_defaults
+from .encodings import encoding_class, encoding_names
 from .errors import PosencError
+from .methods import PRESET_DESCRIPTIONS, PREFIX_DESCRIPTIONS, parse_method
+from .progressive import POLICIES as POLICY_CLASSES
 from .progressive import policy_parameters
 
 
@@ -32,16 +35,26 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _add_dataclass_flags(parser: argparse.ArgumentParser, section: str, cls: type, skip: Sequence[str] = ()) -> list[str]:
-    group = parser.add_argument_group(f"{section} settings ({cls.__name__})")
+def _flag_type(hint: Any) -> Any:
+    """The argparse type of a setting's type hint (``int | None`` -> int)."""
+    for t in (bool, int, float, str):
+        if hint is t or t in typing.get_args(hint):
+            return t
+    return str
+
+
+def _add_dataclass_flags(parser: argparse.ArgumentParser, section: str, cls: type, defaults: Any,
+                         skip: Sequence[str] = ()) -> list[str]:
+    """One flag per field of ``cls``; help shows the task's resolved default (``defaults``)."""
+    group = parser.add_argument_group(f"{section} settings")
+    hints = typing.get_type_hints(cls)
     used = []
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         flag = _RENAMES.get((section, f.name), f.name)
-        default = f.default
-        group.add_argument(_flag(flag), dest=f"{section}.{f.name}", type=type(default), default=None,
-                           help=f"(default {default})")
+        group.add_argument(_flag(flag), dest=f"{section}.{f.name}", type=_flag_type(hints[f.name]), default=None,
+                           metavar=flag.upper(), help=f"(default {getattr(defaults, f.name)})")
         used.append(flag)
     return used
 
@@ -50,81 +63,85 @@ def _encoding_flag_table(taken: set[str]) -> dict[str, str]:
     """Every encoding parameter -> its flag name (prefixed ``encoding-`` where a name is taken)."""
     table: dict[str, str] = {}
     for name in encoding_names():
-        for param in encoding_parameters(name):
+        for param in encoding_class(name).settings():
             table[param] = f"encoding_{param}" if param in taken else param
     return table
 
 
-def _add_encoding_flags(parser: argparse.ArgumentParser, taken: set[str]) -> None:
+def _add_encoding_flags(parser: argparse.ArgumentParser, taken: set[str], task: str) -> None:
     group = parser.add_argument_group("encoding settings (see `posenc encodings`)")
-    group.add_argument("--encoding", default=None, help=f"one of: {', '.join(encoding_names())}")
-    defaults: dict[str, Any] = {}
+    group.add_argument("--encoding", default=None, help=f"one of: {', '.join(encoding_names())} (same as --method NAME)")
+    hints: dict[str, Any] = {}
+    defaults: dict[str, dict[Any, list[str]]] = {}
     for name in encoding_names():
-        for k, v in encoding_parameters(name).items():
-            defaults.setdefault(k, v)
+        cls = encoding_class(name)
+        resolved = cls.defaults(TASK_DIMS[task][0])
+        resolved.update({k: v for k, v in TASK_DEFAULTS.get(task, {}).get("encoding", {}).items() if k in resolved})
+        for k, (hint, _) in cls.settings().items():
+            hints.setdefault(k, hint)
+            defaults.setdefault(k, {}).setdefault(repr(resolved[k]), []).append(name)
     for param, flag in _encoding_flag_table(taken).items():
-        default = defaults[param]
-        if isinstance(default, bool):
-            group.add_argument(_flag(flag), dest=f"encoding.{param}", action=argparse.BooleanOptionalAction, default=None)
+        shown = "; ".join(f"{', '.join(encs)}: {value}" for value, encs in defaults[param].items())
+        kind = _flag_type(hints[param])
+        if kind is bool:
+            group.add_argument(_flag(flag), dest=f"encoding.{param}", action=argparse.BooleanOptionalAction, default=None,
+                               help=f"(default {shown})")
         else:
-            group.add_argument(_flag(flag), dest=f"encoding.{param}", type=type(default) if default is not None else float, default=None)
+            group.add_argument(_flag(flag), dest=f"encoding.{param}", type=kind, default=None, metavar=param.upper(),
+                               help=f"(default {shown})")
 
 
-def _add_policy_flags(parser: argparse.ArgumentParser) -> None:
+def _add_policy_flags(parser: argparse.ArgumentParser, task: str) -> None:
     group = parser.add_argument_group("progressive encoding (SAPE)")
-    params = policy_parameters()
+    in_dim = TASK_DIMS[task][0]
+    params = policy_parameters(in_dim)
     group.add_argument("--progressive", default=None, choices=sorted(params),
-                       help="band-mask policy: global (progressive FF, eq. 4) or spatial (SAPE, eq. 5-7)")
-    seen: dict[str, Any] = {}
-    for p in params.values():
-        seen.update(p)
-    for name, default in seen.items():
-        group.add_argument(_flag(name), dest=f"progressive.{name}", type=type(default), default=None, help=f"(default {default})")
+                       help="band-mask policy: global (progressive FF, eq. 4) or spatial (SAPE, eq. 5-7); "
+                            "same as the method prefixes progressive+ and sape+")
+    seen: dict[str, dict[str, Any]] = {}
+    for policy, p in params.items():
+        for name, default in {**p, **task_policy_defaults(task, policy)}.items():
+            seen.setdefault(name, {})[policy] = default
+    for name, by_policy in seen.items():
+        hint = next(POLICY_CLASSES[p].settings()[name][0] for p in by_policy)
+        shown = "; ".join(f"{p}: {v}" for p, v in by_policy.items())
+        group.add_argument(_flag(name), dest=f"progressive.{name}", type=_flag_type(hint), default=None,
+                           metavar=name.upper(), help=f"(default {shown})")
 
 
 def _fit_config_from_args(args: argparse.Namespace) -> FitConfig:
-    from .methods import apply_method
-
-    cfg = load_config(args.config) if args.config else FitConfig.for_task(args.task)
-    if cfg.task != args.task:
-        raise PosencError(f"{args.config} is a {cfg.task!r} config; use `posenc fit {cfg.task}`")
-    if args.method:
-        cfg = apply_method(cfg, args.method)
-    if args.encoding:
+    """The run config of ``posenc fit``: the flags, method and config file, through the one resolver."""
+    base: Any = args.task
+    if args.config:
+        base = FitConfig.from_dict(read_config_file(args.config))
+        if base.task != args.task:
+            raise PosencError(f"{args.config} is a {base.task!r} config; use `posenc fit {base.task}`")
+    method = args.method
+    if args.encoding is not None:
         encoding_class(args.encoding)  # an unknown name fails with the list of encodings
-    if args.encoding and not args.method:
-        cfg = apply_method(cfg, args.encoding)  # the encoding's preset network (lpe: 3x64 leaky-ReLU, grids: 2x64)
-    elif args.encoding:
-        cfg.encoding = {"type": args.encoding}
+        if method is not None and parse_method(method)[0].rpartition("+")[2] != args.encoding:
+            raise PosencError(f"--encoding {args.encoding} contradicts --method {method}; give one of them")
+        method = method or args.encoding
     if args.progressive:
-        cfg.progressive = {"type": args.progressive, **task_policy_defaults(cfg.task, args.progressive)}
-        if args.progressive != "none" and "include_input" in encoding_parameters(cfg.encoding["type"]):
-            cfg.encoding.setdefault("include_input", True)  # SAPE keeps the raw coordinates always open
-        if not args.method:
-            prefix = {"global": "progressive+", "spatial": "sape+"}.get(args.progressive, "")
-            cfg.method = prefix + cfg.encoding["type"]
-    values = vars(args)
-    for key, value in values.items():
-        if value is None or "." not in key:
-            continue
-        section, name = key.split(".", 1)
-        if section == "progressive":
-            allowed = policy_parameters()[cfg.progressive.get("type", "none")]
-            if name not in allowed:
-                raise PosencError(f"--{name.replace('_', '-')} needs a progressive policy that takes it (--progressive spatial)")
-            cfg.progressive[name] = value
-        elif section == "encoding":
-            if name not in encoding_parameters(cfg.encoding["type"]):
-                raise PosencError(f"encoding {cfg.encoding['type']!r} has no setting {name!r}; it takes: "
-                                  f"{', '.join(encoding_parameters(cfg.encoding['type'])) or 'nothing'}")
-            cfg.encoding[name] = value
-        elif section == "data":
-            setattr(cfg.data, name, value)
+        prefix = {"global": "progressive+", "spatial": "sape+"}.get(args.progressive, "")
+        if method is not None:
+            name = parse_method(method)[0]
+            if "+" in name:
+                raise PosencError(f"--progressive {args.progressive} with --method {method}: give the policy once")
+            method = prefix + method if prefix else method
+        elif isinstance(base, FitConfig):  # a config file: keep its encoding, add the policy
+            enc_type = (base.encoding or {}).get("type", parse_method(base.method)[0].rpartition("+")[2])
+            base.encoding = dict(base.encoding or {"type": enc_type})
+            if prefix and "include_input" in encoding_class(enc_type).settings():
+                base.encoding.setdefault("include_input", True)
+            base.progressive = {"type": args.progressive}
+            base.method = prefix + enc_type
         else:
-            setattr(getattr(cfg, section), name, value)
-    if getattr(args, "path", None):
-        cfg.data.path = args.path
-    return cfg
+            method = prefix + "gaussian"
+    overrides = {key: value for key, value in vars(args).items() if value is not None and "." in key}
+    if args.path:
+        overrides["data.path"] = args.path
+    return resolve_config(base, method=method, overrides=overrides)
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
@@ -200,12 +217,27 @@ def _cmd_mesh(args: argparse.Namespace) -> int:
 
 
 def _cmd_encodings(args: argparse.Namespace) -> int:
-    from .encodings import encoding_class
+    import textwrap
+
+    def entry(name: str, text: str, params: str) -> None:
+        lines = textwrap.wrap(text, 86) or [""]
+        print(f"{name:16s}{lines[0]}")
+        for line in lines[1:]:
+            print(f"{'':16s}{line}")
+        for line in textwrap.wrap(params, 86):
+            print(f"{'':16s}  {line}")
 
     for name in encoding_names():
-        doc = (encoding_class(name).__doc__ or "").strip().splitlines()[0]
-        params = ", ".join(f"{k}={v!r}" for k, v in encoding_parameters(name).items()) or "(no parameters)"
-        print(f"{name:12s} {doc}\n{'':12s} {params}")
+        cls = encoding_class(name)
+        shown = {k: ("/".join(str(v) for v in cls.dim_defaults[k].values()) + " in 1/2/3/4-D" if k in cls.dim_defaults else repr(v))
+                 for k, v in cls.defaults().items()}
+        params = ", ".join(f"{k}={v}" for k, v in shown.items()) or "(no parameters)"
+        entry(name, cls.describe(), params)
+    for name, text in PRESET_DESCRIPTIONS.items():
+        entry(name, text, "network settings: --width --depth --omega0")
+    for prefix, policy in (("progressive", "global"), ("sape", "spatial")):
+        params = ", ".join(f"{k}={v!r}" for k, v in policy_parameters()[policy].items())
+        entry(f"{prefix}+ENC", PREFIX_DESCRIPTIONS[prefix], params + " (mask_grid None: 32 in 1-D, 128 in 2-D, 64 in 3-D, 16 in 4-D)")
     return 0
 
 
@@ -295,12 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
         tp.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
         tp.add_argument("--quiet", action="store_true", help="no progress bar")
         tp.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-        taken = set(_add_dataclass_flags(tp, "data", data_cls, skip=("path",)))
+        resolved = resolve_config(task)
+        taken = set(_add_dataclass_flags(tp, "data", data_cls, resolved.data, skip=("path",)))
         for section, cls in _SECTIONS.items():
-            taken |= set(_add_dataclass_flags(tp, section, cls))
-        _add_policy_flags(tp)
-        taken |= set(policy_parameters()["spatial"]) | {"out", "config", "method", "resume", "quiet", "encoding", "progressive"}
-        _add_encoding_flags(tp, taken)
+            taken |= set(_add_dataclass_flags(tp, section, cls, getattr(resolved, section)))
+        _add_policy_flags(tp, task)
+        taken |= set(policy_parameters()["spatial"]) | set(policy_parameters()["global"])
+        taken |= {"out", "config", "method", "resume", "quiet", "encoding", "progressive"}
+        _add_encoding_flags(tp, taken, task)
         tp.set_defaults(func=_cmd_fit)
 
     render = sub.add_parser("render", help="render a saved image model at any size")

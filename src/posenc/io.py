@@ -217,3 +217,58 @@ def save_mesh(path: str | Path, verts: np.ndarray, faces: np.ndarray) -> None:
     mesh = trimesh.Trimesh(vertices=verts, faces=faces, process=False)
     suffix = Path(path).suffix.lower().lstrip(".") or "ply"
     _atomic(path, lambda p: mesh.export(p, file_type=suffix))
+
+
+# -- fields: weights and the config that rebuilds them, in one safetensors file ----------------------
+FIELD_FORMAT = "posenc-field-1"
+
+
+def save(field: torch.nn.Module, path: str | Path, run_config: dict[str, Any] | None = None,
+         extra: dict[str, torch.Tensor] | None = None) -> None:
+    """Write ``field``'s weights and buffers with the config that rebuilds it (``Field.config``), atomically.
+
+    The metadata is one sorted JSON string, so the same field gives the same bytes. ``run_config``
+    (a run's ``FitConfig`` dict) and ``extra`` tensors (optimiser state in checkpoints) ride along.
+    """
+    meta = {"format": FIELD_FORMAT, "field": field.config}
+    if run_config is not None:
+        meta["run"] = run_config
+    tensors = {f"field.{k}": v for k, v in field.state_dict().items()}
+    tensors.update(extra or {})
+    save_tensors(path, tensors, {"posenc": json.dumps(meta, sort_keys=True)})
+
+
+def read_model(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors and the posenc metadata of a file written by :func:`save`."""
+    tensors, meta = load_tensors(path)
+    try:
+        info = json.loads(meta.get("posenc", "null"))
+    except json.JSONDecodeError:
+        info = None
+    if not isinstance(info, dict) or info.get("format") != FIELD_FORMAT or not isinstance(info.get("field"), dict):
+        raise PosencError(f"{path} is not a posenc model (no posenc field config in its metadata)")
+    return tensors, info
+
+
+def load_state(field: torch.nn.Module, tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Load the ``field.*`` tensors into ``field``; a missing, extra or misshapen tensor is a PosencError."""
+    state = {k[len("field."):]: v for k, v in tensors.items() if k.startswith("field.")}
+    try:
+        field.load_state_dict(state)
+    except RuntimeError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise PosencError(f"model file {path} does not match its config: {lines[1] if len(lines) > 1 else lines[0]}") from None
+
+
+def load(path: str | Path, device: str = "cpu") -> torch.nn.Module:
+    """Rebuild a field saved by :func:`save` (or a run folder's ``model.safetensors``): no run config needed."""
+    from .networks import build_field
+    from .runtime import resolve_device
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    tensors, info = read_model(path)
+    field = build_field(info["field"])
+    load_state(field, tensors, path)
+    return field.to(resolve_device(device)).eval()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from .encodings import Encoding
 from .errors import PosencError
 
 ACTIVATIONS = ("relu", "leaky_relu")
@@ -54,6 +54,8 @@ class MLP(nn.Module):
         self.act = nn.ReLU(inplace=True) if activation == "relu" else nn.LeakyReLU(0.01, inplace=True)
         self.output = output
         self.in_dim, self.out_dim = in_dim, out_dim
+        self.config = {"type": "mlp", "in_dim": in_dim, "out_dim": out_dim, "width": width, "depth": depth,
+                       "activation": activation, "output": output}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers[:-1]:
@@ -114,6 +116,8 @@ class Siren(nn.Module):
         self.output = output
         self.center_input = center_input
         self.in_dim, self.out_dim = in_dim, out_dim
+        self.config = {"type": "siren", "in_dim": in_dim, "out_dim": out_dim, "width": width, "depth": depth,
+                       "omega_0": omega_0, "output": output, "center_input": center_input}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.center_input:
@@ -128,19 +132,40 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-class Field(nn.Module):
-    """A coordinate field: ``network(mask(x) * encoding(x))``, ``(..., in_dim) -> (..., out_dim)``.
+NETWORKS: dict[str, type[nn.Module]] = {"mlp": MLP, "siren": Siren}
 
-    ``policy`` is a band-mask policy (:mod:`posenc.progressive`; None = all bands open).
-    ``forward_encoded`` takes pre-computed (already masked) features, so a fixed training grid is
-    encoded once.
+
+def build_network(config: dict[str, Any]) -> nn.Module:
+    """``{"type": "mlp", "in_dim": 512, "out_dim": 3, "width": 256, ...}`` -> the network."""
+    from .validation import coerce, signature_hints
+
+    config = dict(config)
+    name = config.pop("type", "mlp")
+    if name not in NETWORKS:
+        raise PosencError(f"unknown network {name!r}; valid: {', '.join(NETWORKS)}")
+    hints = signature_hints(NETWORKS[name].__init__)
+    unknown = sorted(set(config) - set(hints))
+    if unknown:
+        raise PosencError(f"network {name!r} does not take {', '.join(unknown)}; it takes: {', '.join(hints)}")
+    return NETWORKS[name](**{k: coerce(k, v, hints[k][0], "network: ") for k, v in config.items()})
+
+
+class Field(nn.Module):
+    """A coordinate field ``network(encoding(x))``: ``(..., in_dim) -> (..., out_dim)``.
+
+    ``encoding`` is an encoding, or a progressive policy wrapping one (:mod:`posenc.progressive`), or
+    any module with ``in_dim`` and ``out_dim``. ``field.bind(x)`` is the fast path on fixed points
+    (a training set): it returns a function of no arguments that evaluates the field at ``x`` with
+    everything that does not depend on parameters computed once. The CLI's trainer, ``posenc bench
+    perf`` and a user's loop all train through it.
     """
 
-    def __init__(self, encoding: Encoding, network: nn.Module, policy: nn.Module | None = None) -> None:
+    def __init__(self, encoding: nn.Module, network: nn.Module) -> None:
         super().__init__()
+        if getattr(network, "in_dim", encoding.out_dim) != encoding.out_dim:
+            raise PosencError(f"the network takes {network.in_dim} inputs but the encoding gives {encoding.out_dim}")
         self.encoding = encoding
         self.network = network
-        self.policy = policy
 
     @property
     def in_dim(self) -> int:
@@ -150,24 +175,70 @@ class Field(nn.Module):
     def out_dim(self) -> int:
         return self.network.out_dim
 
-    def forward_encoded(self, features: torch.Tensor) -> torch.Tensor:
-        return self.network(features)
+    @property
+    def policy(self) -> nn.Module | None:
+        """The progressive policy (the encoding itself when it is one), else None."""
+        from .progressive import Progression
+
+        return self.encoding if isinstance(self.encoding, Progression) else None
+
+    @property
+    def base_encoding(self) -> nn.Module:
+        """The encoding under the policy (or the encoding, without one)."""
+        policy = self.policy
+        return policy.encoding if policy is not None else self.encoding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.encoding(x)
-        if self.policy is not None and self.policy.active:
-            flat = x.reshape(-1, x.shape[-1])
-            mask = self.policy.mask(flat)
-            features = features * (mask if mask.dim() == 1 else mask.reshape(*x.shape[:-1], -1))
-        return self.forward_encoded(features)
+        return self.network(self.encoding(x))
+
+    def bind(self, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+        """Fast path on the fixed points ``x`` ``(..., in_dim)``: ``() -> (..., out_dim)``."""
+        encode = self.encoding.bind(x) if hasattr(self.encoding, "bind") else (lambda: self.encoding(x))
+        return lambda: self.network(encode())
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
         """Evaluate in chunks of ``chunk`` points so huge renders fit in memory: ``(N, d) -> (N, out)``."""
-        device = next(self.parameters()).device
+        device = next(self.parameters(), torch.empty(0)).device
         outs = [self(x[i : i + chunk].to(device)).cpu() for i in range(0, x.shape[0], chunk)]
         return torch.cat(outs) if outs else torch.empty(0, self.out_dim)
 
     def parameter_counts(self) -> dict[str, int]:
         enc, net = count_parameters(self.encoding), count_parameters(self.network)
         return {"encoding": enc, "network": net, "total": enc + net}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Everything that rebuilds the field: ``posenc.build_field(field.config)``."""
+        policy = self.policy
+        base = self.base_encoding
+        for part, module in (("encoding", base), ("network", self.network)):
+            if not hasattr(module, "config"):
+                raise PosencError(f"the field's {part} ({type(module).__name__}) has no .config, so it cannot be saved by config")
+        return {"in_dim": self.in_dim, "encoding": base.config, "progressive": policy.config if policy is not None else {"type": "none"},
+                "network": self.network.config}
+
+
+def build_field(config: dict[str, Any]) -> Field:
+    """A :class:`Field` from ``{"in_dim", "encoding", "progressive", "network"}`` (``Field.config``)."""
+    from .encodings import build_encoding
+    from .progressive import build_policy
+
+    for key in ("in_dim", "encoding", "network"):
+        if key not in config:
+            raise PosencError(f"a field config needs {key!r}")
+    encoding = build_policy(config.get("progressive"), build_encoding(config["encoding"], config["in_dim"]))
+    return Field(encoding, build_network(config["network"]))
+
+
+def param_groups(field: nn.Module, lr: float) -> list[dict[str, Any]]:
+    """Adam parameter groups: the encoding's own parameters at its learning rate (LPE and grids:
+    1e-2, the papers' setting), everything else at ``lr``."""
+    encoding = getattr(field, "base_encoding", None) or getattr(field, "encoding", None)
+    enc = [p for p in encoding.parameters() if p.requires_grad] if encoding is not None else []
+    enc_ids = {id(p) for p in enc}
+    rest = [p for p in field.parameters() if p.requires_grad and id(p) not in enc_ids]
+    groups = [{"params": rest, "lr": lr}]
+    if enc:
+        groups.append({"params": enc, "lr": getattr(encoding, "lr", None) or lr})
+    return groups

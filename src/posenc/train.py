@@ -1,8 +1,12 @@
-"""The one fit loop every task uses: full-batch Adam, progress bar, checkpoints, resume, outputs."""
+"""The fit loop every task uses, built on the public API: ``build_field``, ``param_groups``,
+``field.bind`` (the fast path on a fixed training set), ``policy.update``, ``posenc.save``.
+
+Pieces: :func:`train_loop` (the steps), :class:`Checkpoint` (save / resume), :func:`write_results`
+(evaluation and outputs); :class:`Trainer` ties them to a run folder.
+"""
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -10,13 +14,13 @@ from typing import Any, Callable
 
 import torch
 
-from .config import FitConfig, save_config
+from .config import TASK_DIMS, FitConfig, resolve_config, save_config
 from .errors import PosencError
-from .io import atomic_write_json, load_tensors, save_tensors
-from .methods import build_field, with_defaults
-from .networks import Field
+from .io import atomic_write_json, load_state, read_model, save
+from .methods import build_field
+from .networks import Field, param_groups
 from .runtime import resolve_device, seed_everything, set_threads, tune_allocator
-from .tasks import make_task
+from .tasks import Task, make_task
 
 MODEL_FILE = "model.safetensors"
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -33,45 +37,45 @@ def validate(cfg: FitConfig) -> None:
         raise PosencError(f"threads must be >= 0 (0 = default), got {t.threads}")
     if t.checkpoint_every < 0:
         raise PosencError(f"checkpoint_every must be >= 0, got {t.checkpoint_every}")
+    if t.frames < 0:
+        raise PosencError(f"frames must be >= 0 (0 = none), got {t.frames}")
     if t.lr_schedule not in ("constant", "cosine"):
         raise PosencError(f"lr_schedule must be constant or cosine, got {t.lr_schedule!r}")
     if not 0 < t.lr_final_ratio <= 1:
         raise PosencError(f"lr_final_ratio must be in (0, 1], got {t.lr_final_ratio}")
 
 
-def save_model(path: Path, field: Field, cfg: FitConfig, extra: dict[str, Any] | None = None) -> None:
-    """Weights and buffers as safetensors; the full config rides along in the metadata."""
-    meta = {"format": "posenc-model-1", "config": json.dumps(cfg.to_dict())}
-    tensors = {f"field.{k}": v for k, v in field.state_dict().items()}
-    if extra:
-        tensors.update(extra)
-    save_tensors(path, tensors, meta)
+def load_model(run: str | Path, device: str = "cpu") -> tuple[Field, FitConfig, dict[str, torch.Tensor]]:
+    """Rebuild a run's field and its run config from a run folder or a ``.safetensors`` file."""
+    from .networks import build_field as field_from_config
 
-
-def load_model(run: str | Path, device: str = "cpu") -> tuple[Field, FitConfig, Any]:
-    """Rebuild a saved field (and its task) from a run folder or a ``.safetensors`` file."""
     run = Path(run)
     path = run / MODEL_FILE if run.is_dir() else run
-    tensors, meta = load_tensors(path)
-    if meta.get("format") != "posenc-model-1" or "config" not in meta:
-        raise PosencError(f"{path} is not a posenc model (no posenc config in its metadata)")
-    cfg = FitConfig.from_dict(json.loads(meta["config"]))
-    task_cls_dims = task_dims(cfg.task)
-    field = build_field(cfg, *task_cls_dims)
-    state = {k[len("field.") :]: v for k, v in tensors.items() if k.startswith("field.")}
-    try:
-        field.load_state_dict(state)
-    except RuntimeError as exc:
-        raise PosencError(f"model file {path} does not match its config: {str(exc).splitlines()[0]}") from None
+    tensors, info = read_model(path)
+    if "run" not in info:
+        raise PosencError(f"{path} holds a field but no run config (saved with posenc.save); load it with posenc.load")
+    cfg = resolve_config(FitConfig.from_dict(info["run"]))
+    field = field_from_config(info["field"])
+    load_state(field, tensors, path)
     return field.to(resolve_device(device)).eval(), cfg, tensors
 
 
-def task_dims(task: str) -> tuple[int, int]:
-    from .tasks import TASKS
+def checkpoint_matches(run: str | Path, cfg: FitConfig) -> bool:
+    """True when ``run`` holds a checkpoint made with the same resolved config as ``cfg``."""
+    path = Path(run) / CHECKPOINT_FILE
+    if not path.exists():
+        return False
+    try:
+        _, info = read_model(path)
+        return resolve_config(FitConfig.from_dict(info.get("run", {}))).to_dict() == resolve_config(cfg).to_dict()
+    except PosencError:
+        return False
 
-    if task not in TASKS:
+
+def task_dims(task: str) -> tuple[int, int]:
+    if task not in TASK_DIMS:
         raise PosencError(f"unknown task {task!r}")
-    return TASKS[task].in_dim, TASKS[task].out_dim
+    return TASK_DIMS[task]
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
@@ -93,132 +97,125 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tens
                 opt.state[p] = state
 
 
-def param_groups(field: Field, lr: float) -> list[dict[str, Any]]:
-    """Adam groups: the encoding's own parameters at its learning rate (LPE and grids: 1e-2), the rest at ``lr``."""
-    enc = [p for p in field.encoding.parameters() if p.requires_grad]
-    enc_ids = {id(p) for p in enc}
-    rest = [p for p in field.parameters() if p.requires_grad and id(p) not in enc_ids]
-    groups = [{"params": rest, "lr": lr}]
-    if enc:
-        groups.append({"params": enc, "lr": field.encoding.lr or lr})
-    return groups
+def lr_scale(train: Any, it: int) -> float:
+    """The learning-rate factor at iteration ``it``: 1, or a cosine decay to ``lr_final_ratio``."""
+    if train.lr_schedule != "cosine":
+        return 1.0
+    return train.lr_final_ratio + (1 - train.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * it / train.iters))
+
+
+def calibrate(field: Field, task: Task, device: torch.device) -> float | None:
+    """A task's warm-up fit (silhouettes: the unit circle) by MSE, with the policy's initial mask."""
+    spec = task.calibration()
+    if spec is None:
+        return None
+    x, target, iters, lr = spec
+    x, target = x.to(device), target.to(device)
+    opt = torch.optim.Adam(field.parameters(), lr=lr)
+    for _ in range(iters):
+        opt.zero_grad(set_to_none=True)
+        loss = (field(x) - target).square().mean()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return float((field(x) - target).square().mean())
+
+
+def make_step_inputs(field: Field, task: Task, x: torch.Tensor, y: torch.Tensor,
+                     gen: torch.Generator) -> Callable[[], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The training forward pass: ``() -> (prediction, target, points)``.
+
+    Full batch: the field is bound to the training set once (``field.bind``: encodings, interpolation
+    plans and masked features precomputed). Mini-batches (3-D shapes): a seeded draw every step
+    through the general path, with the points requiring grad when the loss needs their gradient.
+    """
+    batch = int(task.batch_size or 0)
+    if batch and batch < x.shape[0]:
+        def draw() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            idx = torch.randint(x.shape[0], (batch,), generator=gen).to(x.device)
+            xb = x[idx].requires_grad_(task.needs_input_grad)
+            return field(xb), y[idx], xb
+
+        return draw
+    if task.needs_input_grad:
+        xg = x.clone().requires_grad_(True)
+        return lambda: (field(xg), y, xg)
+    forward = field.bind(x)
+    return lambda: (forward(), y, x)
 
 
 class Trainer:
-    """Runs one fit: build task and field, train full-batch, evaluate, write every output.
+    """Runs one fit: build task and field, train, evaluate, write every output.
 
     ``out_dir`` receives ``config.json`` first, then ``checkpoint.safetensors`` every
     ``checkpoint_every`` steps (and on Ctrl-C), and at the end the model, metrics and pictures.
     """
 
     def __init__(self, cfg: FitConfig, out_dir: str | Path, progress: bool = True) -> None:
+        cfg = resolve_config(cfg)  # config.json lists every setting, defaults included
         validate(cfg)
-        self.cfg = with_defaults(cfg)  # config.json lists every setting, defaults included
+        self.cfg = cfg
         self.out = Path(out_dir)
         self.progress = progress
         tune_allocator()
         set_threads(cfg.train.threads)
         self.device = resolve_device(cfg.train.device)
-        self.task = make_task(cfg.task, cfg.data)
-        if hasattr(self.task, "cache_dir"):  # shapes: samples are cached beside the run, shared by its siblings
-            self.task.cache_dir = self.out.parent / ".posenc-cache"
+        self.task: Task = make_task(cfg.task, cfg.data)
+        self.task.set_cache_dir(self.out.parent / ".posenc-cache")  # shapes: samples shared by sibling runs
         seed_everything(cfg.train.seed)
-        self.field = build_field(cfg, self.task.in_dim, self.task.out_dim).to(self.device)
+        self.field = build_field(cfg).to(self.device)
         self.opt = torch.optim.Adam(param_groups(self.field, cfg.train.lr))
+        self.gen = torch.Generator().manual_seed(cfg.train.seed)  # mini-batch draws (checkpointed)
         self.start = 0
         self.seconds_before = 0.0
         self.history: list[tuple[int, float, float]] = []  # (iteration, training loss, seconds)
+        self.encoding_fit: dict[str, float] | None = None
+        self.calibration_mse: float | None = None
         k = cfg.train.frames
         self.frame_at = {max(1, round(cfg.train.iters * (i + 1) / k)) for i in range(k)} if k > 0 else set()
         self.frames: list[tuple[int, Any, Any]] = []
 
+    @property
+    def policy(self) -> Any:
+        return self.field.policy
+
+    def _policy_map(self) -> Any:
+        if self.policy is None:
+            return None
+        with torch.no_grad():
+            return self.policy.max_frequency(self.task.coords.to(self.device)).numpy()
+
     def _snapshot(self, iteration: int) -> None:
         """Keep a picture of the current fit (and of the policy's frequency map) for ``--frames``."""
         self.field.eval()
-        pred = self.task.predict(self.field)
-        heat = self._policy_map()
-        self.frames.append((iteration, pred, heat))
+        self.frames.append((iteration, self.task.predict(self.field), self._policy_map()))
         self.field.train()
-
-    def _policy_map(self) -> Any:
-        policy = self.field.policy
-        if policy is None:
-            return None
-        with torch.no_grad():
-            return policy.max_frequency(self.task.coords.to(self.device)).numpy()
 
     # -- checkpoints ---------------------------------------------------------------------
     def _checkpoint(self, iteration: int, seconds: float) -> None:
         extra = _optimizer_tensors(self.opt)
         extra["trainer.iteration"] = torch.tensor(iteration)
         extra["trainer.seconds"] = torch.tensor(seconds, dtype=torch.float64)
-        save_model(self.out / CHECKPOINT_FILE, self.field, self.cfg, extra)
+        extra["trainer.generator"] = self.gen.get_state()
+        save(self.field, self.out / CHECKPOINT_FILE, self.cfg.to_dict(), extra)
 
     def resume(self) -> bool:
         """Continue from ``checkpoint.safetensors`` if present and made with the same config."""
         path = self.out / CHECKPOINT_FILE
         if not path.exists():
             return False
-        tensors, meta = load_tensors(path)
-        saved = json.loads(meta.get("config", "{}"))
-        if saved != self.cfg.to_dict():
+        tensors, info = read_model(path)
+        if resolve_config(FitConfig.from_dict(info.get("run", {}))).to_dict() != self.cfg.to_dict():
             raise PosencError(f"cannot resume: {path} was made with a different config (use a new --out)")
-        state = {k[len("field.") :]: v for k, v in tensors.items() if k.startswith("field.")}
-        self.field.load_state_dict(state)
+        load_state(self.field, tensors, path)
         _restore_optimizer(self.opt, tensors)
         self.start = int(tensors["trainer.iteration"])
         self.seconds_before = float(tensors["trainer.seconds"])
+        if "trainer.generator" in tensors:
+            self.gen.set_state(tensors["trainer.generator"])
         return True
 
     # -- the loop ------------------------------------------------------------------------
-    @staticmethod
-    def _make_forward(field: Field, x: torch.Tensor) -> Callable[[], torch.Tensor]:
-        """The training forward pass on the fixed training points ``x``.
-
-        The encoding is bound to ``x`` once (a fixed encoding is evaluated once; a learned one keeps
-        its interpolation plan). A policy's mask multiplies the features; for a fixed encoding the
-        masked features are cached until the policy reports a change (after progression, never again).
-        """
-        encode = field.encoding.bind(x)
-        policy = field.policy
-        if policy is None:
-            return lambda: field.network(encode())
-        if not field.encoding.fixed:
-            return lambda: field.network(encode() * policy.train_mask())
-        cache: dict[str, Any] = {"version": None, "inputs": None}
-
-        def forward() -> torch.Tensor:
-            if cache["version"] != policy.version:
-                with torch.no_grad():
-                    # written into last step's buffer (its graph is gone): no fresh page-faulted allocation
-                    cache["inputs"] = torch.mul(encode(), policy.train_mask(), out=cache["inputs"])
-                cache["version"] = policy.version
-            return field.network(cache["inputs"])
-
-        return forward
-
-    def _loss(self, pred: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The task's loss and per-sample feedback (tasks with a set loss, e.g. Chamfer, define ``loss``)."""
-        if hasattr(self.task, "loss"):
-            return self.task.loss(pred, y)
-        per_sample = self.task.loss_per_sample(pred, y)
-        return per_sample.mean(), per_sample
-
-    def calibrate(self) -> None:
-        """A task's warm-up fit (silhouettes: the unit circle) by MSE, with the policy's initial mask."""
-        if not hasattr(self.task, "calibration") or self.start > 0:
-            return
-        x, target, iters, lr = self.task.calibration()
-        x, target = x.to(self.device), target.to(self.device)
-        opt = torch.optim.Adam(self.field.parameters(), lr=lr)
-        for _ in range(iters):
-            opt.zero_grad(set_to_none=True)
-            loss = (self.field(x) - target).square().mean()
-            loss.backward()
-            opt.step()
-        with torch.no_grad():
-            self.calibration_mse = float((self.field(x) - target).square().mean())
-
     def train(self) -> float:
         """Train from ``self.start`` to ``iters``; returns the training seconds (including resumed time)."""
         from tqdm import tqdm
@@ -228,49 +225,28 @@ class Trainer:
         x, y = x.to(self.device), y.to(self.device)
         field = self.field.train()
         t0 = time.perf_counter()  # the fit's time includes fitting the encoding and calibration
-        policy = field.policy
-        if hasattr(field.encoding, "fit_to_data") and self.start == 0:
+        if self.start == 0:
             # data-dependent encodings (learned_rbf) fit themselves to the training samples first
-            self.encoding_fit = field.encoding.fit_to_data(x, y)
-        batch = int(getattr(self.task, "batch_size", 0) or 0)
-        if batch and batch < x.shape[0]:
-            # mini-batches (shapes): a fresh seeded draw every step, through the general forward path
-            gen = torch.Generator().manual_seed(self.cfg.train.seed + self.start)
-            state: dict[str, torch.Tensor] = {}
-
-            def forward() -> torch.Tensor:
-                idx = torch.randint(x.shape[0], (batch,), generator=gen).to(self.device)
-                state["x"] = x[idx]
-                state["y"] = y[idx]
-                return field(state["x"])
-
-            def target() -> torch.Tensor:
-                return state["y"]
-        else:
-            if policy is not None:
-                policy.bind(x)
-            forward = self._make_forward(field, x)
-            state = {}
-
-            def target() -> torch.Tensor:
-                return y
-        self.calibrate()
+            self.encoding_fit = field.base_encoding.fit_to_data(x, y)
+            self.calibration_mse = calibrate(field, self.task, self.device)
+        step_inputs = make_step_inputs(field, self.task, x, y, self.gen)
+        policy = self.policy
         bar = tqdm(total=cfg.iters, initial=self.start, disable=not self.progress, desc="fit", unit="it", dynamic_ncols=True)
         it = self.start
+        base_lrs = [g["lr"] for g in self.opt.param_groups]
         try:
-            base_lrs = [g["lr"] for g in self.opt.param_groups]
             for it in range(self.start, cfg.iters):
-                if cfg.lr_schedule == "cosine":
-                    scale = cfg.lr_final_ratio + (1 - cfg.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * it / cfg.iters))
-                    for group, lr in zip(self.opt.param_groups, base_lrs):
-                        group["lr"] = lr * scale
+                scale = lr_scale(cfg, it)
+                for group, lr in zip(self.opt.param_groups, base_lrs):
+                    group["lr"] = lr * scale
                 self.opt.zero_grad(set_to_none=True)
-                loss, per_sample = self._loss(forward(), target())
+                pred, target, points = step_inputs()
+                loss, per_sample = self.task.loss(pred, target, points)
                 loss.backward()
                 self.opt.step()
                 if policy is not None:
-                    policy.step(it, per_sample.detach(), state.get("x"))
-                if self.frame_at and it + 1 in self.frame_at and hasattr(self.task, "write_frames"):
+                    policy.update(per_sample.detach())
+                if self.frame_at and it + 1 in self.frame_at:
                     self._snapshot(it + 1)
                 if it % 25 == 0 or it == cfg.iters - 1:
                     value = float(loss.detach())
@@ -308,22 +284,24 @@ class Trainer:
                 "loss_history": self.history,
             }
         )
-        if getattr(self, "encoding_fit", None):
+        if self.encoding_fit:
             metrics["encoding_fit"] = self.encoding_fit
-        if hasattr(self, "calibration_mse"):
+        if self.calibration_mse is not None:
             metrics["calibration_mse"] = self.calibration_mse
-        policy = self.field.policy
+        policy = self.policy
+        vmax = float(policy.band_freqs.max()) if policy is not None and policy.bands_total else 0.0
         if policy is not None:
             metrics["policy"] = policy.summary()
-            self.task.write_frequency_map(self._policy_map(), float(policy.band_freqs.max()), self.out)
-        if hasattr(self.field.encoding, "detail_map") and hasattr(self.task, "write_encoding_map"):
-            with torch.no_grad():
-                values, label, name = self.field.encoding.detail_map(self.task.coords.to(self.device))
+            self.task.write_frequency_map(self._policy_map(), vmax, self.out)
+        with torch.no_grad():
+            detail = self.field.base_encoding.detail_map(self.task.coords.to(self.device))
+        if detail is not None:
+            values, label, name = detail
             self.task.write_encoding_map(values.cpu().numpy(), label, name, pred, self.out)
         if self.frames:
-            self.task.write_frames(self.frames, float(policy.band_freqs.max()) if policy is not None else 0.0, self.out)
+            self.task.write_frames(self.frames, vmax, self.out)
         self.task.write_outputs(pred, self.out, metrics)
-        save_model(self.out / MODEL_FILE, self.field, self.cfg)
+        save(self.field, self.out / MODEL_FILE, self.cfg.to_dict())
         atomic_write_json(self.out / "metrics.json", metrics)
         return metrics
 
@@ -339,5 +317,5 @@ class Trainer:
 
 
 def fit(cfg: FitConfig, out_dir: str | Path, progress: bool = True, resume: bool = False) -> dict[str, Any]:
-    """Fit ``cfg`` and write its outputs into ``out_dir``; returns the metrics."""
+    """Fit ``cfg`` (resolved first) and write its outputs into ``out_dir``; returns the metrics."""
     return Trainer(cfg, out_dir, progress=progress).run(resume=resume)

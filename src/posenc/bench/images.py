@@ -18,7 +18,7 @@ import numpy as np
 
 from ..config import FitConfig, ImageConfig
 from ..errors import PosencError
-from ..io import MESH_SUFFIXES, append_jsonl, atomic_write_text, load_tensors, read_jsonl, save_image
+from ..io import MESH_SUFFIXES, append_jsonl, atomic_write_text, read_jsonl, save_image
 from ..methods import apply_method, match_params, with_defaults
 from ..viz import labelled_strip
 from .common import fmt_pm, mean_std, run_jobs
@@ -106,12 +106,11 @@ def run_key(image: str, cfg: FitConfig, match: int = 0) -> str:
 
 def _one(job: dict[str, Any]) -> dict[str, Any]:
     """Worker: fit one (image, method) and return its metrics (runs in a child process)."""
-    from ..train import CHECKPOINT_FILE, fit
+    from ..train import checkpoint_matches, fit
 
     cfg = FitConfig.from_dict(job["config"])
     # a fit cut short (Ctrl-C, a killed bench) continues from its checkpoint if that has this config
-    ckpt = Path(job["out"]) / CHECKPOINT_FILE
-    resume = ckpt.exists() and json.loads(load_tensors(ckpt)[1].get("config", "{}")) == with_defaults(cfg).to_dict()
+    resume = checkpoint_matches(job["out"], cfg)
     metrics = fit(cfg, job["out"], progress=False, resume=resume)
     metrics.pop("loss_history", None)
     return metrics

@@ -5,8 +5,15 @@ per vertex; a point's feature is the multilinear interpolation of its 2^d surrou
 the levels' features are concatenated: ``(..., d) -> (..., levels * features)``. Tables start at
 ``U(-1e-4, 1e-4)`` as in instant-NGP. In ``hash_grid`` a level whose ``(res + 1)^d`` vertices exceed
 the table size ``2^log2_table`` is indexed by the spatial hash ``(xor_i c_i * pi_i) mod 2^T`` with
-``pi = (1, 2654435761, 805459861)`` (eq. 4 of instant-NGP); coarser levels index densely (no collisions).
+``pi = (1, 2654435761, 805459861, 3674653429)`` (eq. 4 of instant-NGP; the 4th prime is tiny-cuda-nn's);
+coarser levels index densely (no collisions).
 Level resolutions grow geometrically from ``base_res`` to ``max_res`` (eq. 2-3 of instant-NGP).
+
+Input dimension 1 to 4. Memory: a dense level holds ``(res + 1)^d x features`` floats (a 128-cell
+grid: 66 KB in 1-D, 8.5 MB in 2-D, 1.1 GB in 3-D at 4 features), so 3-D and 4-D grids are hashed or
+coarse; a hashed level holds at most ``2^log2_table x features`` floats whatever the dimension.
+Gradients: twice differentiable in the tables and in the coordinates (multilinear weights), so SDF
+normals and eikonal losses work; the derivative jumps across cell faces, as the interpolant's does.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ from ..errors import PosencError
 from ..grid import corner_coordinates, flat_index, interpolate
 from .base import Encoding, check_positive, register
 
-PRIMES = (1, 2654435761, 805459861)
+# instant-NGP / tiny-cuda-nn primes; the 4th is tiny-cuda-nn's, for (x, y, z, t) fields
+PRIMES = (1, 2654435761, 805459861, 3674653429)
 
 
 def spatial_hash(coords: torch.Tensor, table_size: int) -> torch.Tensor:
@@ -48,6 +56,9 @@ class _GridEncoding(Encoding):
     """Shared machinery: per-level tables, index computation, interpolation, bound fast path."""
 
     lr = 1e-2
+    max_dim = 4
+    # instant-NGP: a small 2 x 64 ReLU MLP after the grid
+    preset = {"network": {"width": 64, "depth": 2}}
 
     def _setup(self, resolutions: list[int], features: int, table_size: int | None) -> None:
         check_positive("features", features)
@@ -80,9 +91,8 @@ class _GridEncoding(Encoding):
             feats.append(interpolate(table, idx, w))
         return torch.cat(feats, dim=-1)
 
-    def bind(self, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+    def _bind(self, flat: torch.Tensor) -> Callable[[], torch.Tensor]:
         """Fixed training points: indices and weights of every level are computed once."""
-        flat = x.reshape(-1, self.in_dim)
         with torch.no_grad():
             plan = [self.level_indices(flat, level) for level in range(len(self.tables))]
 
@@ -102,6 +112,8 @@ class _GridEncoding(Encoding):
 class DenseGridEncoding(_GridEncoding):
     """One dense feature grid of ``res`` cells per axis: ``(..., d) -> (..., features)``."""
 
+    size_knob = "res"
+
     def __init__(self, in_dim: int, res: int = 128, features: int = 4, include_input: bool = False) -> None:
         super().__init__(in_dim, include_input)
         self._setup([int(res)], int(features), None)
@@ -111,6 +123,8 @@ class DenseGridEncoding(_GridEncoding):
 class MultiResGridEncoding(_GridEncoding):
     """Dense feature grids at ``levels`` resolutions from ``base_res`` to ``max_res``, concatenated:
     ``(..., d) -> (..., levels * features)`` (instant-NGP without hashing)."""
+
+    size_knob = "max_res"
 
     def __init__(self, in_dim: int, levels: int = 8, features_per_level: int = 2, base_res: int = 16, max_res: int = 256,
                  include_input: bool = False) -> None:
@@ -123,6 +137,9 @@ class MultiResGridEncoding(_GridEncoding):
 class HashGridEncoding(_GridEncoding):
     """Multi-resolution hash encoding (Mueller et al. 2022): ``levels`` levels of ``features_per_level``
     features in tables of ``2^log2_table`` rows: ``(..., d) -> (..., levels * features_per_level)``."""
+
+    size_knob = "log2_table"
+    size_range = (4, 26)
 
     def __init__(self, in_dim: int, levels: int = 16, features_per_level: int = 2, log2_table: int = 14, base_res: int = 16,
                  max_res: int = 512, include_input: bool = False) -> None:

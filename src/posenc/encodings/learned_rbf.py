@@ -137,11 +137,15 @@ class LearnedRBFEmbedding(Encoding):
 
     Call :meth:`fit_to_data` with the training samples first (the trainer does); until then sigma is
     the constant ``1 / centres`` (the spacing of the shifts). ``sigma > 0`` fixes the bandwidth
-    everywhere instead (no fit): the fixed-bandwidth baseline.
+    everywhere instead (no fit): the fixed-bandwidth baseline. Input dimension 1 to 4 (sigma lives on
+    a ``grad_grid^d`` grid: 512 cells in 1-D, 128^2, 32^3, 12^4 by default).
     """
 
+    max_dim = 4
+    dim_defaults = {"grad_grid": {1: 512, 2: 128, 3: 32, 4: 12}}
+
     def __init__(self, in_dim: int, centres: int = 128, mode: str = "poly", degree: int = 1, subproblems: int = 32,
-                 subproblem_points: int = 20, knn: int = 16, lam: float = 1.0, reg: float = 1.0, grad_grid: int = 0,
+                 subproblem_points: int = 20, knn: int = 16, lam: float = 1.0, reg: float = 1.0, grad_grid: int | None = None,
                  sigma: float = 0.0, seed: int = 0, include_input: bool = False) -> None:
         super().__init__(in_dim, include_input)
         check_positive("centres", centres)
@@ -161,7 +165,7 @@ class LearnedRBFEmbedding(Encoding):
         self.subproblems, self.subproblem_points = int(subproblems), int(subproblem_points)
         self.lam, self.reg, self.seed = float(lam), float(reg), int(seed)
         self.sigma0 = 1.0 / self.n_centres
-        self.grad_res = int(grad_grid) or {1: 512, 2: 128, 3: 32}[in_dim]
+        self.grad_res = int(grad_grid or self.defaults(in_dim)["grad_grid"])
         self.register_buffer("centres", (torch.arange(self.n_centres, dtype=torch.float32) + 0.5) / self.n_centres)
         # beta: sigma = poly(g); default constant sigma0 until fitted
         beta = torch.zeros(self.degree + 1)
@@ -288,7 +292,8 @@ class LearnedRBFEmbedding(Encoding):
         }
         return self.fit_report
 
-    def bind(self, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+    def _bind(self, flat: torch.Tensor) -> Callable[[], torch.Tensor]:
+        # sigma(x) is fitted once (fit_to_data) and nothing here is learned by gradient: cache it
         with torch.no_grad():
-            out = self(x)
+            out = self(flat)
         return lambda: out

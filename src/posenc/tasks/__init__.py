@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import PosencError
+from .base import Task
 from .image import ImageTask
 from .signal1d import Signal1DTask
 from .shapes import ShapeTask
@@ -33,4 +34,4 @@ def make_task(name: str, data_config: Any) -> Any:
     return TASKS[name](data_config)
 
 
-__all__ = ["ImageTask", "Signal1DTask", "SilhouetteTask", "ShapeTask", "TASKS", "make_task"]
+__all__ = ["Task", "ImageTask", "Signal1DTask", "SilhouetteTask", "ShapeTask", "TASKS", "make_task"]

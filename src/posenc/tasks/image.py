@@ -16,6 +16,7 @@ from ..config import ImageConfig
 from ..errors import PosencError
 from ..io import load_image, prepare_image, save_image
 from ..metrics import psnr, ssim
+from .base import Task
 from ..viz import colorbar_figure, error_map, heatmap, labelled_strip, save_frame_sequence
 
 PROTOCOLS = ("fit", "gen25")
@@ -43,7 +44,7 @@ def builtin_image(res: int) -> np.ndarray:
     return prepare_image(Image.fromarray(data.astronaut()), res)
 
 
-class ImageTask:
+class ImageTask(Task):
     """Samples, loss and evaluation for one image. Knows nothing about encodings."""
 
     in_dim = 2
@@ -74,7 +75,7 @@ class ImageTask:
 
     @staticmethod
     def progress_metrics(loss: float) -> dict[str, float]:
-        return {"loss": loss, "psnr": -10.0 * np.log10(max(loss, 1e-12))}
+        return {"train_mse": loss, "train_psnr": -10.0 * np.log10(max(loss, 1e-12))}
 
     def predict(self, field: torch.nn.Module) -> np.ndarray:
         """Render the field on the task's R x R pixel grid (chunked): -> (R, R, 3) float in [0, 1]."""

@@ -23,6 +23,7 @@ from ..config import ShapeConfig
 from ..errors import PosencError
 from ..io import load_mesh, save_image, save_mesh
 from ..viz import labelled_strip, render_surface
+from .base import Task
 
 SAMPLING_VERSION = 1
 
@@ -84,6 +85,14 @@ def chamfer_hausdorff(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(0.5 * (da.mean() + db.mean())), float(max(da.max(), db.max()))
 
 
+def normal_error(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Unoriented normal error of unit normals ``(N, 3)`` against the ground truth: the mean angle in
+    degrees, ``mean arccos |n . n_gt|``, and the normal consistency ``mean |n . n_gt|`` (Occupancy
+    Networks). Unoriented, so a mesh's face orientation does not matter."""
+    cos = np.clip(np.abs((pred * truth).sum(-1)), 0.0, 1.0)
+    return {"normal_angle_deg": float(np.degrees(np.arccos(cos)).mean()), "normal_consistency": float(cos.mean())}
+
+
 def iou(pred: np.ndarray, truth: np.ndarray) -> float:
     union = np.logical_or(pred, truth).sum()
     return float(np.logical_and(pred, truth).sum() / union) if union else 1.0
@@ -112,7 +121,7 @@ def extract_mesh(field: torch.nn.Module, res: int, level: float = 0.0) -> tuple[
     return verts - 1.0, faces.astype(np.int64)
 
 
-class ShapeTask:
+class ShapeTask(Task):
     """Samples, loss and evaluation for one mesh (``kind`` ``sdf`` or ``occupancy``). Knows nothing about encodings."""
 
     in_dim = 3
@@ -124,7 +133,12 @@ class ShapeTask:
         for key in ("samples", "batch", "eval_points", "mc_res", "chamfer_points"):
             if getattr(cfg, key) < 8:
                 raise PosencError(f"{key} must be at least 8, got {getattr(cfg, key)}")
+        if not (cfg.eikonal >= 0 and cfg.eikonal == cfg.eikonal):
+            raise PosencError(f"eikonal must be a weight >= 0, got {cfg.eikonal}")
+        if cfg.eikonal and kind != "sdf":
+            raise PosencError("eikonal is a term of the signed-distance loss: use it with `posenc fit sdf`")
         self.cfg, self.kind = cfg, kind
+        self.needs_input_grad = kind == "sdf" and cfg.eikonal > 0
         self.name = Path(cfg.path).stem if cfg.path else "torus"
         verts, faces = load_mesh(cfg.path) if cfg.path else builtin_mesh()
         self.verts, self.faces = normalise_mesh(verts), faces
@@ -137,6 +151,9 @@ class ShapeTask:
         yy, xx = torch.meshgrid(axis, axis, indexing="ij")
         self.coords = torch.stack([xx, 1 - yy, torch.full_like(xx, 0.5)], -1).reshape(-1, 3)
         self.res = 256
+
+    def set_cache_dir(self, path: Path) -> None:
+        self.cache_dir = path
 
     # -- data -----------------------------------------------------------------------------------
     def _key(self) -> str:
@@ -193,8 +210,32 @@ class ShapeTask:
             return (pred - target).abs()[:, 0]
         return F.binary_cross_entropy_with_logits(pred, target, reduction="none")[:, 0]
 
+    def loss(self, pred: torch.Tensor, target: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The data term, plus for sdf with ``eikonal`` = w > 0 the eikonal term of IGR / SIREN,
+        ``w (|grad_p f| - 1)^2`` per point (the gradient in mesh units p = 2x - 1, where a true
+        distance has unit slope). The per-point sum is the progressive policy's feedback."""
+        per_sample = self.loss_per_sample(pred, target)
+        if self.needs_input_grad:
+            grad_x = torch.autograd.grad(pred.sum(), x, create_graph=True)[0]
+            per_sample = per_sample + self.cfg.eikonal * (0.5 * grad_x.norm(dim=-1) - 1.0).square()
+        return per_sample.mean(), per_sample
+
     def progress_metrics(self, loss: float) -> dict[str, float]:
-        return {"l1" if self.kind == "sdf" else "bce": loss}
+        name = ("train_l1+eikonal" if self.needs_input_grad else "train_l1") if self.kind == "sdf" else "train_bce"
+        return {name: loss}
+
+    def surface_normals(self, field: torch.nn.Module, points: np.ndarray, chunk: int = 32768) -> np.ndarray:
+        """The field's unit normals at mesh-space points ``(N, 3)``: the gradient of the SDF (the
+        negated gradient of an occupancy logit, which grows inwards), normalised."""
+        device = next(field.parameters(), torch.empty(0)).device
+        out = []
+        for i in range(0, len(points), chunk):
+            x = torch.from_numpy((points[i : i + chunk] + 1.0) / 2.0).to(device).requires_grad_(True)
+            with torch.enable_grad():
+                g = torch.autograd.grad(field(x).sum(), x)[0]
+            g = g if self.kind == "sdf" else -g
+            out.append(torch.nn.functional.normalize(g, dim=-1).detach().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, 3))
 
     # -- evaluation -----------------------------------------------------------------------------
     def predict(self, field: torch.nn.Module) -> dict[str, np.ndarray]:
@@ -207,7 +248,9 @@ class ShapeTask:
         verts, faces = extract_mesh(field, self.cfg.mc_res, self.level)
         if self.kind == "occupancy" and len(faces):
             faces = faces[:, ::-1]  # occupancy grows inwards: flip so normals point out
-        return {"uniform": inside(d["eval_uniform"]), "near": inside(d["eval_near"]), "verts": verts, "faces": faces}
+        normals = self.surface_normals(field, d["surface"])
+        return {"uniform": inside(d["eval_uniform"]), "near": inside(d["eval_near"]), "verts": verts, "faces": faces,
+                "normals": normals}
 
     def evaluate(self, pred: dict[str, np.ndarray]) -> dict[str, Any]:
         d = self.data()
@@ -217,6 +260,7 @@ class ShapeTask:
             "psnr": None, "psnr_heldout": None, "ssim": None,
         }
         out["iou"] = 0.5 * (out["iou_uniform"] + out["iou_near"])
+        out.update(normal_error(pred["normals"], d["surface_normals"]))
         if len(pred["faces"]):
             recon, _ = sample_surface(pred["verts"], pred["faces"], self.cfg.chamfer_points, self.cfg.sample_seed + 3)
             out["chamfer_l1"], out["hausdorff"] = chamfer_hausdorff(recon, d["surface"])

@@ -18,6 +18,7 @@ from ..config import Signal1DConfig
 from ..errors import PosencError
 from ..io import atomic_write_text, save_image
 from ..viz import save_frame_sequence
+from .base import Task
 from ..metrics import mse_to_psnr
 
 
@@ -70,7 +71,7 @@ def grid_points(n: int) -> np.ndarray:
     return (np.arange(n) + 0.5) / n
 
 
-class Signal1DTask:
+class Signal1DTask(Task):
     """Samples, loss and evaluation for a 1-D signal. Knows nothing about encodings."""
 
     in_dim = 1
@@ -106,7 +107,7 @@ class Signal1DTask:
         return (pred - target).square().mean(dim=-1)
 
     def progress_metrics(self, loss: float) -> dict[str, float]:
-        return {"loss": loss, "psnr": mse_to_psnr(max(loss, 1e-12), self.range)}
+        return {"train_mse": loss, "train_psnr": mse_to_psnr(max(loss, 1e-12), self.range)}
 
     def predict(self, field: torch.nn.Module) -> np.ndarray:
         return field.predict(self.coords).reshape(-1).numpy().astype(np.float64)

@@ -20,6 +20,7 @@ from ..config import SilhouetteConfig
 from ..errors import PosencError
 from ..io import save_image
 from ..viz import save_frame_sequence
+from .base import Task
 
 
 def builtin_shape(size: int = 256) -> np.ndarray:
@@ -137,7 +138,7 @@ def chamfer(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return da.mean() + db.mean(), da, db
 
 
-class SilhouetteTask:
+class SilhouetteTask(Task):
     """Curve fitting by Chamfer distance. Knows nothing about encodings."""
 
     in_dim = 1
@@ -170,14 +171,14 @@ class SilhouetteTask:
         return p, circle, self.cfg.calib_iters, self.cfg.calib_lr
 
     @staticmethod
-    def loss(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(pred: torch.Tensor, target: torch.Tensor, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Chamfer loss and its per-curve-point term (the feedback of a progressive policy)."""
         total, per_point, _ = chamfer(pred, target)
         return total, per_point
 
     @staticmethod
     def progress_metrics(loss: float) -> dict[str, float]:
-        return {"chamfer": loss}
+        return {"train_chamfer": loss}
 
     # -- evaluation ------------------------------------------------------------------------
     def predict(self, field: torch.nn.Module) -> np.ndarray:
