@@ -222,6 +222,7 @@ def _from_dict(cls: type, data: Any, where: str) -> Any:
 # -- the resolver ----------------------------------------------------------------------------------
 NETWORK_KEYS = tuple(f.name for f in dataclasses.fields(NetworkConfig) if f.name != "type")
 TRAIN_KEYS = ("lr", "lr_schedule", "lr_final_ratio", "iters")  # training settings a method string may carry
+DATA_KEYS = ("eikonal",)  # loss terms of a task a method string may carry (``lpe:eikonal=0.1``)
 
 
 def _section_hints(cls: type) -> dict[str, Any]:
@@ -309,6 +310,8 @@ def resolve_config(base: "FitConfig | dict[str, Any] | str", method: str | None 
             sections["network"][key] = value
         elif key in TRAIN_KEYS:
             sections["train"][key] = value
+        elif key in DATA_KEYS and key in {f.name for f in dataclasses.fields(cfg.data)}:
+            setattr(cfg.data, key, coerce(key, value, _section_hints(type(cfg.data))[key], "data."))
         elif progressive["type"] != "none" and key in all_policy[progressive["type"]]:
             progressive[key] = value
         elif key in enc_keys:

@@ -151,14 +151,20 @@ def save_frame_sequence(out_dir, pictures: list[tuple[int, np.ndarray]], duratio
     save_gif(out_dir / "frames.gif", [pic for _, pic in pictures], duration_ms=duration_ms)
 
 
-def render_surface(points: np.ndarray, normals: np.ndarray, size: int = 320, yaw: float = 35.0, pitch: float = 20.0) -> np.ndarray:
-    """A shaded picture of a surface given as dense points with normals (orthographic point splatting
-    with a z-buffer, Lambert shading from a fixed view; no display needed): -> (size, size, 3) uint8."""
+def render_surface(points: np.ndarray, normals: np.ndarray, size: int = 320, yaw: float = 35.0, pitch: float = 20.0,
+                   colors: np.ndarray | None = None, color_normals: np.ndarray | None = None) -> np.ndarray:
+    """A picture of a surface given as dense points with normals (orthographic point splatting with a
+    z-buffer from a fixed view; no display needed): Lambert-shaded grey; or ``colors`` ``(N, 3)`` in
+    [0, 1] per point; or a normal map of ``color_normals`` ``(N, 3)`` (unoriented, in view space, each
+    flipped towards the viewer, so n and -n look alike): -> (size, size, 3) uint8."""
     a, b = np.radians(yaw), np.radians(pitch)
     rot_y = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
     rot_x = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
     rot = rot_x @ rot_y
     p, n = points @ rot.T, normals @ rot.T
+    if color_normals is not None:
+        view = color_normals @ rot.T
+        colors = (np.where(view[:, 2:3] < 0, -view, view) + 1.0) / 2.0
     px0 = ((p[:, 0] + 1) / 2 * size).astype(int)
     py0 = ((1 - (p[:, 1] + 1) / 2) * size).astype(int)
     # each point covers a 2 x 2 pixel footprint, so a few hundred thousand points close the surface
@@ -168,9 +174,12 @@ def render_surface(points: np.ndarray, normals: np.ndarray, size: int = 320, yaw
     flat = py * size + px
     order = np.lexsort((-p[:, 2], flat))  # per pixel, nearest (largest z towards the viewer) first
     first = order[np.unique(flat[order], return_index=True)[1]]
-    light = np.array([0.3, 0.5, 0.8])
-    light /= np.linalg.norm(light)
-    shade = 0.25 + 0.75 * np.abs(n[first] @ light)
     img = np.full((size * size, 3), 255.0)
-    img[flat[first]] = np.stack([shade * 200, shade * 205, shade * 220], 1)
+    if colors is not None:
+        img[flat[first]] = np.clip(np.tile(colors, (4, 1))[first], 0, 1) * 255.0
+    else:
+        light = np.array([0.3, 0.5, 0.8])
+        light /= np.linalg.norm(light)
+        shade = 0.25 + 0.75 * np.abs(n[first] @ light)
+        img[flat[first]] = np.stack([shade * 200, shade * 205, shade * 220], 1)
     return img.reshape(size, size, 3).astype(np.uint8)

@@ -31,7 +31,8 @@ TASK_REPORT = {
     "image": ([("psnr", "PSNR (dB)", 2), ("psnr_heldout", "held-out PSNR (dB)", 2), ("ssim", "SSIM", 3)], "reconstruction.png", "target.png"),
     "silhouette": ([("iou", "IoU", 3), ("chamfer", "Chamfer", 5)], "overlay.png", None),
     "occupancy": ([("iou", "IoU", 3), ("chamfer_l1", "Chamfer-L1", 4), ("hausdorff", "Hausdorff", 3)], "surface.png", "target.png"),
-    "sdf": ([("iou", "IoU", 3), ("chamfer_l1", "Chamfer-L1", 4), ("hausdorff", "Hausdorff", 3)], "surface.png", "target.png"),
+    "sdf": ([("iou", "IoU", 3), ("chamfer_l1", "Chamfer-L1", 4), ("hausdorff", "Hausdorff", 3),
+             ("normal_angle_deg", "normal error (deg)", 2), ("normal_consistency", "normal consistency", 4)], "surface.png", "target.png"),
 }
 
 
@@ -229,6 +230,8 @@ def write_report(out: Path, bc: ImageBenchConfig, wanted: set[str]) -> None:
     for i in images:
         done = [m for m in bc.methods if (i, m) in by]
         _montage(out, i, done, by, tile, target, key, first_seed)
+        if bc.task == "sdf":  # the field's normals (its gradient) next to the ground truth's
+            _montage(out, i, done, by, "normals_pred.png", "normals_truth.png", "normal_angle_deg", first_seed, "montage_normals")
         if bc.task == "image":
             _psnr_vs_time(out, i, done, first_seed)
 
@@ -240,7 +243,7 @@ def _params(metrics: dict[str, Any]) -> str:
 
 
 def _montage(out: Path, image: str, methods: list[str], by: dict[tuple[str, str], Any], tile: str, target: str | None,
-             key: str, seed: int = 0) -> None:
+             key: str, seed: int = 0, prefix: str = "montage") -> None:
     from PIL import Image
 
     run_root = out / "runs" / image
@@ -257,7 +260,7 @@ def _montage(out: Path, image: str, methods: list[str], by: dict[tuple[str, str]
             tiles.append(np.asarray(Image.open(pic).convert("RGB")))
             labels.append(f"{m} {by[(image, m)][key]:.{2 if key.startswith('psnr') else 3}f}")
     if tiles:
-        save_image(out / f"montage_{image}.png", labelled_strip(tiles, labels, tile=192))
+        save_image(out / f"{prefix}_{image}.png", labelled_strip(tiles, labels, tile=192))
 
 
 def _psnr_vs_time(out: Path, image: str, methods: list[str], seed: int = 0) -> None:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from ..config import ShapeConfig
 from ..errors import PosencError
 from ..io import load_mesh, save_image, save_mesh
-from ..viz import labelled_strip, render_surface
+from ..viz import heatmap, labelled_strip, render_surface
 from .base import Task
 
 SAMPLING_VERSION = 1
@@ -250,7 +250,7 @@ class ShapeTask(Task):
             faces = faces[:, ::-1]  # occupancy grows inwards: flip so normals point out
         normals = self.surface_normals(field, d["surface"])
         return {"uniform": inside(d["eval_uniform"]), "near": inside(d["eval_near"]), "verts": verts, "faces": faces,
-                "normals": normals}
+                "normals": normals, "field": field}
 
     def evaluate(self, pred: dict[str, np.ndarray]) -> dict[str, Any]:
         d = self.data()
@@ -285,6 +285,22 @@ class ShapeTask(Task):
             labels[0] += " (reconstruction is empty)"
             save_image(out_dir / "surface.png", np.full_like(truth, 255))
         save_image(out_dir / "preview.png", labelled_strip(tiles, labels))
+        self.write_normal_pictures(pred["field"], out_dir, metrics)
+
+    def write_normal_pictures(self, field: torch.nn.Module, out_dir: Path, metrics: dict[str, Any]) -> None:
+        """``normals.png``: ground-truth normals, the field's normals (its gradient) at the same surface
+        points as normal maps, and the angle between them (0-45 degrees); ``normals_pred.png`` alone."""
+        points, truth = sample_surface(self.verts, self.faces, 300000, 5)  # dense enough to close the picture
+        normals = self.surface_normals(field, points.astype(np.float32))
+        angle = np.degrees(np.arccos(np.clip(np.abs((normals * truth).sum(-1)), 0, 1)))
+        gt_img = render_surface(points, truth, color_normals=truth)
+        pred_img = render_surface(points, truth, color_normals=normals)
+        err_img = render_surface(points, truth, colors=heatmap(angle[None], 45.0)[0])
+        save_image(out_dir / "normals_pred.png", pred_img)
+        save_image(out_dir / "normals_truth.png", gt_img)
+        label = f"field normals: mean error {metrics['normal_angle_deg']:.2f} deg"
+        save_image(out_dir / "normals.png", labelled_strip([gt_img, pred_img, err_img],
+                                                           ["ground-truth normals", label, "angle error (0-45 deg)"]))
 
     def write_frequency_map(self, values: np.ndarray, vmax: float, out_dir: Path) -> None:
         """``heatmap.png``: highest unmasked frequency on the z = 0 cross-section (like SAPE Fig. 10)."""
