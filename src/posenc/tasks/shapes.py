@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from ..config import ShapeConfig
 from ..errors import PosencError
 from ..io import load_mesh, save_image, save_mesh
+from ..metrics import chamfer_hausdorff, iou, normal_error
 from ..viz import heatmap, labelled_strip, render_surface
 from .base import Task
 
@@ -74,28 +75,6 @@ def three_way_samples(verts: np.ndarray, faces: np.ndarray, n: int, rng: np.rand
     wide = surf[:k] + rng.normal(0, 0.1, (k, 3))
     narrow = surf[k:] + rng.normal(0, 0.01, (k, 3))
     return np.clip(np.concatenate([uniform, wide, narrow]), -1.0, 1.0)
-
-
-def chamfer_hausdorff(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Chamfer-L1 ``(mean_a d(a, B) + mean_b d(b, A)) / 2`` and the Hausdorff distance of two point sets."""
-    from scipy.spatial import cKDTree
-
-    da, _ = cKDTree(b).query(a, workers=1)
-    db, _ = cKDTree(a).query(b, workers=1)
-    return float(0.5 * (da.mean() + db.mean())), float(max(da.max(), db.max()))
-
-
-def normal_error(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Unoriented normal error of unit normals ``(N, 3)`` against the ground truth: the mean angle in
-    degrees, ``mean arccos |n . n_gt|``, and the normal consistency ``mean |n . n_gt|`` (Occupancy
-    Networks). Unoriented, so a mesh's face orientation does not matter."""
-    cos = np.clip(np.abs((pred * truth).sum(-1)), 0.0, 1.0)
-    return {"normal_angle_deg": float(np.degrees(np.arccos(cos)).mean()), "normal_consistency": float(cos.mean())}
-
-
-def iou(pred: np.ndarray, truth: np.ndarray) -> float:
-    union = np.logical_or(pred, truth).sum()
-    return float(np.logical_and(pred, truth).sum() / union) if union else 1.0
 
 
 @torch.no_grad()

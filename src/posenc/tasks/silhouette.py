@@ -19,6 +19,7 @@ import torch
 from ..config import SilhouetteConfig
 from ..errors import PosencError
 from ..io import save_image
+from ..metrics import iou
 from ..viz import save_frame_sequence
 from .base import Task
 
@@ -107,11 +108,6 @@ def rasterise(polygon: np.ndarray, res: int) -> np.ndarray:
         for a, b in zip(xs[0::2], xs[1::2]):
             out[row] |= (centres >= a) & (centres < b)
     return out
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 def chamfer(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
