@@ -135,7 +135,7 @@ def test_bench_signal1d_and_shapes_small(tmp_path, capsys):
 
 
 def test_bench_fit_continues_from_a_matching_checkpoint(tmp_path):
-    from posenc.bench.images import _one
+    from posenc.bench.runner import _one
     from posenc.train import Trainer
 
     Image.fromarray(smooth_test_image(32)).save(tmp_path / "im.png")

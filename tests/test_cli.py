@@ -141,7 +141,7 @@ def test_atomic_writes_have_the_usual_permissions(tmp_path):
 
 
 def test_with_defaults_lists_every_setting():
-    from posenc.bench.images import config_digest
+    from posenc.bench.runner import config_digest
     from posenc.methods import apply_method, with_defaults
 
     cfg = apply_method(FitConfig.for_task("occupancy"), "sape+gaussian:sigma=10:mask_blur=5")

@@ -255,7 +255,7 @@ def _cmd_viz_fourier(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_images(args: argparse.Namespace) -> int:
-    from .bench.images import ImageBenchConfig, run_image_bench
+    from .bench.runner import BenchConfig, run_bench
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
@@ -268,11 +268,11 @@ def _cmd_bench_images(args: argparse.Namespace) -> int:
         task = args.shape_task
         extra = {"samples": args.samples, "mc_res": args.mc_res, "eval_points": args.eval_points,
                  "match_params": args.match_params}
-    bc = ImageBenchConfig(data=args.data, methods=methods, out=args.out, task=task, lr=args.lr, iters=args.iters,
+    bc = BenchConfig(data=args.data, methods=methods, out=args.out, task=task, lr=args.lr, iters=args.iters,
                           seed=args.seed, seeds=args.seeds, limit=args.limit, workers=args.workers,
                           images=tuple(n.strip() for n in args.images.split(",") if n.strip()),
                           threads=args.threads, device=args.device, **extra)
-    out = run_image_bench(bc, progress=not args.quiet)
+    out = run_bench(bc, progress=not args.quiet)
     print((out / "results.md").read_text())
     return 0
 

@@ -112,10 +112,7 @@ def fourier_basis_figure(B: np.ndarray, size: int = 100) -> np.ndarray:
             ax.imshow(fn(phase), cmap="gray", vmin=-1, vmax=1)
             ax.set_title(f"{name} |b|={np.hypot(by, bx):.1f}", fontsize=6)
     fig.tight_layout()
-    fig.canvas.draw()
-    out = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return out
+    return _figure_pixels(fig)
 
 
 def colorbar_figure(values: np.ndarray, vmax: float, label: str, title: str = "", cmap: str = "inferno") -> np.ndarray:
@@ -133,10 +130,7 @@ def colorbar_figure(values: np.ndarray, vmax: float, label: str, title: str = ""
     bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     bar.set_label(label)
     fig.tight_layout()
-    fig.canvas.draw()
-    out = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return out
+    return _figure_pixels(fig)
 
 
 def save_frame_sequence(out_dir, pictures: list[tuple[int, np.ndarray]], duration_ms: int = 250) -> None:
@@ -183,3 +177,79 @@ def render_surface(points: np.ndarray, normals: np.ndarray, size: int = 320, yaw
         shade = 0.25 + 0.75 * np.abs(n[first] @ light)
         img[flat[first]] = np.stack([shade * 200, shade * 205, shade * 220], 1)
     return img.reshape(size, size, 3).astype(np.uint8)
+
+
+def _figure_pixels(fig) -> np.ndarray:
+    fig.canvas.draw()
+    out = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return out
+
+
+def map_beside_image(image: np.ndarray, values: np.ndarray, label: str) -> np.ndarray:
+    """An image (H, W, 3) in [0, 1] and a per-pixel map (H, W) with a labelled colour bar, side by side."""
+    from PIL import Image
+
+    fig = colorbar_figure(values, float(values.max()), label, label)
+    recon = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+    h = fig.shape[0]
+    recon = np.asarray(Image.fromarray(recon).resize((h, h), Image.NEAREST))
+    return labelled_strip([recon, fig], ["reconstruction", label])
+
+
+def signal_plot(x_eval: np.ndarray, y_eval: np.ndarray, pred: np.ndarray, x_train: np.ndarray, y_train: np.ndarray,
+                title: str, freq: np.ndarray | None = None, vmax: float = 0.0, ylabel: str = "max unmasked\nfrequency") -> np.ndarray:
+    """A 1-D prediction over the ground truth and the training samples; below it, an optional curve
+    ``freq`` over x (a policy's highest open frequency, or an encoding's property such as sigma(x))."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = 2 if freq is not None else 1
+    fig, axes = plt.subplots(rows, 1, figsize=(9, 3.2 * rows), dpi=100, squeeze=False, sharex=True)
+    ax = axes[0, 0]
+    ax.plot(x_eval, y_eval, color="0.6", lw=1.0, label="ground truth")
+    ax.plot(x_eval, pred, color="black", lw=1.0, label="prediction")
+    ax.scatter(x_train, y_train, s=8, color="red", zorder=3, label="training samples")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower left", fontsize=8)
+    if freq is not None:
+        axes[1, 0].plot(x_eval, freq, color="tab:orange")
+        axes[1, 0].set_ylim(0, max(vmax, 1e-9) * 1.05)
+        axes[1, 0].set_ylabel(ylabel)
+        axes[1, 0].set_xlabel("x")
+    fig.tight_layout()
+    return _figure_pixels(fig)
+
+
+def curve_overlay(target_mask: np.ndarray, curve: np.ndarray, title: str, colour: np.ndarray | None = None,
+                  vmax: float = 0.0) -> np.ndarray:
+    """A closed curve (K, 2) in [-1, 1]^2 drawn over a target silhouette mask; coloured per segment
+    by ``colour`` (e.g. the highest open frequency along the curve) when given."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    fig, ax = plt.subplots(figsize=(4.2, 4.4), dpi=100)
+    ax.imshow(target_mask, extent=(-1, 1, -1, 1), cmap="Greys", vmin=0, vmax=2.5, origin="upper")
+    closed = np.concatenate([curve, curve[:1]])
+    if colour is None:
+        ax.plot(closed[:, 0], closed[:, 1], color="tab:red", lw=1.2)
+    else:
+        segs = np.stack([closed[:-1], closed[1:]], 1)
+        lc = LineCollection(segs, cmap="inferno", norm=plt.Normalize(0, max(vmax, 1e-9)), linewidths=2.0)
+        lc.set_array(colour)
+        ax.add_collection(lc)
+        fig.colorbar(lc, ax=ax, fraction=0.046, pad=0.04, label="max unmasked frequency")
+    ax.set_xlim(-1, 1)
+    ax.set_ylim(-1, 1)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _figure_pixels(fig)

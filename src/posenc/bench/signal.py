@@ -15,7 +15,7 @@ from ..errors import PosencError
 from ..io import append_jsonl, atomic_write_text, read_jsonl, save_image
 from ..methods import apply_method
 from .common import fmt_pm
-from .images import slug
+from .runner import slug
 
 
 @dataclass

@@ -17,7 +17,7 @@ from ..errors import PosencError
 from ..io import load_image, prepare_image, save_image
 from ..metrics import psnr, ssim
 from .base import Task
-from ..viz import colorbar_figure, error_map, heatmap, labelled_strip, save_frame_sequence
+from ..viz import colorbar_figure, error_map, heatmap, labelled_strip, map_beside_image, save_frame_sequence
 
 PROTOCOLS = ("fit", "gen25")
 
@@ -111,13 +111,7 @@ class ImageTask(Task):
     def write_encoding_map(self, values: np.ndarray, label: str, name: str, pred: np.ndarray, out_dir: Path) -> None:
         """``<name>.png``: a per-pixel property of the encoding (e.g. learned_rbf's sigma) with a colour
         bar, next to the reconstruction."""
-        fig = colorbar_figure(values.reshape(self.res, self.res), float(values.max()), label, label)
-        recon = (np.clip(pred, 0, 1) * 255 + 0.5).astype(np.uint8)
-        h = fig.shape[0]
-        from PIL import Image
-
-        recon = np.asarray(Image.fromarray(recon).resize((h, h), Image.NEAREST))
-        save_image(out_dir / f"{name}.png", labelled_strip([recon, fig], ["reconstruction", label]))
+        save_image(out_dir / f"{name}.png", map_beside_image(pred, values.reshape(self.res, self.res), label))
 
     def write_frames(self, frames: list[tuple[int, np.ndarray, Any]], vmax: float, out_dir: Path) -> None:
         """``frames/NNNNN.png`` (reconstruction | frequency map) and ``frames.gif``."""

@@ -17,7 +17,7 @@ import torch
 from ..config import Signal1DConfig
 from ..errors import PosencError
 from ..io import atomic_write_text, save_image
-from ..viz import save_frame_sequence
+from ..viz import save_frame_sequence, signal_plot
 from .base import Task
 from ..metrics import mse_to_psnr
 
@@ -128,31 +128,7 @@ class Signal1DTask(Task):
 
     def _plot(self, pred: np.ndarray, title: str, freq: np.ndarray | None = None, vmax: float = 0.0,
               ylabel: str = "max unmasked\nfrequency") -> np.ndarray:
-        """Prediction over ground truth and samples; below it, an optional curve ``freq`` over x (the
-        policy's highest open frequency, or an encoding's property such as learned_rbf's sigma)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        rows = 2 if freq is not None else 1
-        fig, axes = plt.subplots(rows, 1, figsize=(9, 3.2 * rows), dpi=100, squeeze=False, sharex=True)
-        ax = axes[0, 0]
-        ax.plot(self.x_eval, self.y_eval, color="0.6", lw=1.0, label="ground truth")
-        ax.plot(self.x_eval, pred, color="black", lw=1.0, label="prediction")
-        ax.scatter(self.x_train, self.y_train, s=8, color="red", zorder=3, label="training samples")
-        ax.set_title(title, fontsize=10)
-        ax.legend(loc="lower left", fontsize=8)
-        if freq is not None:
-            axes[1, 0].plot(self.x_eval, freq, color="tab:orange")
-            axes[1, 0].set_ylim(0, max(vmax, 1e-9) * 1.05)
-            axes[1, 0].set_ylabel(ylabel)
-            axes[1, 0].set_xlabel("x")
-        fig.tight_layout()
-        fig.canvas.draw()
-        out = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-        plt.close(fig)
-        return out
+        return signal_plot(self.x_eval, self.y_eval, pred, self.x_train, self.y_train, title, freq, vmax, ylabel)
 
     def write_outputs(self, pred: np.ndarray, out_dir: Path, metrics: dict[str, Any]) -> None:
         title = f"{self.name}: PSNR {metrics['psnr']:.2f} dB (smooth half {metrics['psnr_first_half']:.2f}, detailed half {metrics['psnr_second_half']:.2f})"

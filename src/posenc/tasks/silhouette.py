@@ -20,7 +20,7 @@ from ..config import SilhouetteConfig
 from ..errors import PosencError
 from ..io import save_image
 from ..metrics import iou
-from ..viz import save_frame_sequence
+from ..viz import curve_overlay, save_frame_sequence
 from .base import Task
 
 
@@ -187,33 +187,7 @@ class SilhouetteTask(Task):
                 "psnr": None, "psnr_heldout": None, "ssim": None}
 
     def _overlay(self, pred: np.ndarray, title: str, colour: np.ndarray | None = None, vmax: float = 0.0) -> np.ndarray:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.collections import LineCollection
-
-        fig, ax = plt.subplots(figsize=(4.2, 4.4), dpi=100)
-        ax.imshow(self.target_mask, extent=(-1, 1, -1, 1), cmap="Greys", vmin=0, vmax=2.5, origin="upper")
-        closed = np.concatenate([pred, pred[:1]])
-        if colour is None:
-            ax.plot(closed[:, 0], closed[:, 1], color="tab:red", lw=1.2)
-        else:
-            segs = np.stack([closed[:-1], closed[1:]], 1)
-            lc = LineCollection(segs, cmap="inferno", norm=plt.Normalize(0, max(vmax, 1e-9)), linewidths=2.0)
-            lc.set_array(colour)
-            ax.add_collection(lc)
-            fig.colorbar(lc, ax=ax, fraction=0.046, pad=0.04, label="max unmasked frequency")
-        ax.set_xlim(-1, 1)
-        ax.set_ylim(-1, 1)
-        ax.set_aspect("equal")
-        ax.set_axis_off()
-        ax.set_title(title, fontsize=9)
-        fig.tight_layout()
-        fig.canvas.draw()
-        out = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-        plt.close(fig)
-        return out
+        return curve_overlay(self.target_mask, pred, title, colour, vmax)
 
     _freq: tuple[np.ndarray, float] | None = None
 
