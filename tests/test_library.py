@@ -259,3 +259,26 @@ def test_builds_the_field_the_resolved_config_describes(task):
     assert field.in_dim == TASK_DIMS[task][0] and field.out_dim == TASK_DIMS[task][1]
     assert field.policy is not None and field.policy.iters == cfg.train.iters
     assert field.policy.config == {**cfg.progressive, "iters": cfg.train.iters}
+
+
+def test_the_cli_trainer_trains_through_the_public_fast_path(image_path, tmp_path, monkeypatch):
+    """``posenc fit`` binds the field once (``Field.bind``, the public fast path) and feeds the policy
+    through ``update``: no private second implementation."""
+    calls = {"bind": 0, "update": 0}
+    bind, update = posenc.Field.bind, posenc.SpatialProgression.update
+
+    def counting_bind(self, x):
+        calls["bind"] += 1
+        return bind(self, x)
+
+    def counting_update(self, loss, x=None):
+        calls["update"] += 1
+        return update(self, loss, x)
+
+    monkeypatch.setattr(posenc.Field, "bind", counting_bind)
+    monkeypatch.setattr(posenc.SpatialProgression, "update", counting_update)
+    cfg = posenc.resolve_config("image", method="sape+gaussian:features=8:width=16:depth=1:mask_grid=8",
+                                overrides={"data.path": str(image_path), "data.res": 32, "train.iters": 7,
+                                           "train.threads": 1, "train.checkpoint_every": 0})
+    posenc.fit(cfg, tmp_path / "run", progress=False)
+    assert calls == {"bind": 1, "update": 7}
