@@ -48,7 +48,7 @@ def test_bad_inputs(capsys, tmp_path, image_path):
     assert_one_line_error(capsys, ["fit", "image", image_path, "--iters", "0", *out], "iters")
     assert_one_line_error(capsys, ["fit", "image", image_path, "--iters", "-5", *out], "iters")
     assert_one_line_error(capsys, ["fit", "image", image_path, "--encoding", "basic", "--sigma", "3", *out], "no setting 'sigma'")
-    assert_one_line_error(capsys, ["fit", "image", image_path, "--res", "0", *out], "resolution")
+    assert_one_line_error(capsys, ["fit", "image", image_path, "--res", "0", *out], "res must be")
     assert_one_line_error(capsys, ["fit", "image", image_path, "--protocol", "gen50", *out], "protocol")
     assert_one_line_error(capsys, ["fit", "image", image_path, "--iters", "ten", *out], "invalid int")
     assert_one_line_error(capsys, ["render", tmp_path / "nowhere", "--out", tmp_path / "x.png"], "not found")
@@ -73,9 +73,10 @@ def test_fit_render_and_config_rerun(capsys, tmp_path, image_path):
     assert cfg["progressive"] == {"type": "none"}
     assert cfg["network"]["width"] == 16 and cfg["train"]["iters"] == 3
 
-    code, _, err = run_cli(capsys, "render", run, "--size", "40x24", "--out", tmp_path / "big.png")
+    code, _, err = run_cli(capsys, "render", run, "--scale", "1.25", "--out", tmp_path / "big.png")
     assert code == 0, err
-    assert Image.open(tmp_path / "big.png").size == (40, 24)
+    assert Image.open(tmp_path / "big.png").size == (40, 40)
+    assert_one_line_error(capsys, ["render", run, "--size", "40x24", "--out", tmp_path / "z.png"], "another aspect")
     assert_one_line_error(capsys, ["render", run, "--size", "big", "--out", tmp_path / "y.png"], "size")
 
     code, _, err = run_cli(capsys, "fit", "image", "--config", run / "config.json", "--out", tmp_path / "again", "--quiet")

@@ -44,16 +44,20 @@ def test_gen25_training_samples(image_path):
 
 
 def test_pixel_coordinates_are_centres():
+    # the longest side spans [0, 1]: a 2 x 4 picture covers [0, 0.5] x [0, 1]
     c = pixel_coordinates(2, 4).reshape(2, 4, 2)
-    np.testing.assert_allclose(c[0, 0].numpy(), [0.25, 0.125])
-    np.testing.assert_allclose(c[1, 3].numpy(), [0.75, 0.875])
+    np.testing.assert_allclose(c[0, 0].numpy(), [0.125, 0.125])
+    np.testing.assert_allclose(c[1, 3].numpy(), [0.375, 0.875])
+    square = pixel_coordinates(4, 4).reshape(4, 4, 2)
+    np.testing.assert_allclose(square[3, 0].numpy(), [0.875, 0.125])
 
 
 def test_loading_modes(tmp_path):
     gray = tmp_path / "g.png"
     Image.fromarray(np.full((10, 20), 128, np.uint8)).save(gray)
-    g = load_image(gray, 8)
-    assert g.shape == (8, 8, 3) and np.allclose(g[..., 0], g[..., 1]) and np.allclose(g, 128 / 255, atol=1e-3)
+    assert load_image(gray, 8, crop="square").shape == (8, 8, 3)
+    g = load_image(gray, 8)  # longest side 8, aspect kept
+    assert g.shape == (4, 8, 3) and np.allclose(g[..., 0], g[..., 1]) and np.allclose(g, 128 / 255, atol=1e-3)
 
     rgba = np.zeros((8, 8, 4), np.uint8)
     rgba[..., 0] = 255
@@ -79,7 +83,8 @@ def test_centre_crop(tmp_path):
     arr[:, 10:20] = 255  # the centre square is white, the sides black
     p = tmp_path / "wide.png"
     Image.fromarray(arr).save(p)
-    assert load_image(p, 10).min() > 0.99
+    assert load_image(p, 10, crop="square").min() > 0.99
+    assert load_image(p, 30).shape == (10, 30, 3) and load_image(p, "native").shape == (10, 30, 3)
 
 
 def test_short_fit_learns(image_path, tmp_path):
@@ -163,3 +168,53 @@ def test_cosine_schedule_reaches_final_ratio(image_path, tmp_path):
     cfg.train.lr_schedule = "step"
     with pytest.raises(PosencError, match="lr_schedule"):
         Trainer(cfg, tmp_path / "bad", progress=False)
+
+
+def test_native_size_non_square_fit_and_renders(tmp_path, capsys):
+    from posenc.cli import main
+
+    arr = (np.random.default_rng(0).random((24, 40, 3)) * 255).astype(np.uint8)
+    p = tmp_path / "wide.png"
+    Image.fromarray(arr).save(p)
+    run = tmp_path / "run"
+    code = main(["fit", "image", str(p), "--res", "native", "--protocol", "gen25", "--iters", "3", "--width", "8", "--depth", "1",
+                 "--features", "4", "--threads", "1", "--quiet", "--method", "sape+gaussian", "--mask-grid", "8", "--out", str(run)])
+    assert code == 0, capsys.readouterr().err
+    assert Image.open(run / "reconstruction.png").size == (40, 24)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["psnr_heldout"] is not None and (run / "heatmap.png").exists()
+    assert main(["render", str(run), "--scale", "2", "--out", str(tmp_path / "x2.png")]) == 0
+    assert Image.open(tmp_path / "x2.png").size == (80, 48)
+    assert main(["render", str(run), "--out", str(tmp_path / "x1.png")]) == 0
+    again = np.asarray(Image.open(tmp_path / "x1.png"), dtype=np.int16)
+    saved = np.asarray(Image.open(run / "reconstruction.png"), dtype=np.int16)
+    assert np.abs(again - saved).max() <= 1  # the default render is the fitted picture
+    assert main(["render", str(run), "--size", "80x48", "--out", str(tmp_path / "s.png")]) == 0
+    capsys.readouterr()
+    assert main(["render", str(run), "--size", "80x80", "--out", str(tmp_path / "bad.png")]) == 2
+    err = capsys.readouterr().err
+    assert "another aspect" in err and len(err.strip().splitlines()) == 1
+
+
+def test_gen25_on_a_non_square_grid():
+    m = gen25_mask(3, 5)
+    assert m.shape == (3, 5) and m.sum() == 2 * 3 and m[0, 0] and m[2, 4] and not m[1, 1]
+
+
+def test_decompression_bomb_header_is_a_one_line_error(tmp_path, capsys):
+    import struct
+    import zlib
+
+    from posenc.cli import main
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)  # claims 60000 x 60000 RGB
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png)
+    assert main(["fit", "image", str(bomb), "--res", "native", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "60000" in err
+    assert not (tmp_path / "o").exists()

@@ -21,6 +21,10 @@ from .progressive import POLICIES as POLICY_CLASSES
 from .progressive import policy_parameters
 
 
+# a render is written as one uint8 canvas (3 bytes a pixel): 1 GP = 3 GB at most
+MAX_RENDER_PIXELS = 1 << 30
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -35,8 +39,19 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _int_or_word(text: str) -> int | str:
+    """``--res 512`` or ``--res native``."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def _flag_type(hint: Any) -> Any:
-    """The argparse type of a setting's type hint (``int | None`` -> int)."""
+    """The argparse type of a setting's type hint (``int | None`` -> int, ``int | str`` -> int or a word)."""
+    args = typing.get_args(hint)
+    if int in args and str in args:
+        return _int_or_word
     for t in (bool, int, float, str):
         if hint is t or t in typing.get_args(hint):
             return t
@@ -177,6 +192,8 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from .io import save_image
     from .runtime import set_threads, tune_allocator
     from .tasks.image import render_image
@@ -184,11 +201,31 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
     tune_allocator()
     set_threads(args.threads)
-    field, cfg, _ = load_model(args.run, device=args.device)
+    field, cfg, info = load_model(args.run, device=args.device)
     if cfg.task != "image":
         raise PosencError(f"render makes images; {args.run} holds a {cfg.task!r} model")
-    w, h = _parse_size(args.size)
-    save_image(args.out, render_image(field, h, w))
+    fit_h, fit_w = int(info.get("height", 0)), int(info.get("width", 0))
+    if not fit_h or not fit_w:
+        raise PosencError(f"{args.run} does not record the size it was fitted at; re-fit it with this posenc")
+    if args.size and args.scale:
+        raise PosencError("give --size or --scale, not both")
+    if args.size:
+        w, h = _parse_size(args.size)
+        # the same region at another size: the aspect must be the fitted one (to a pixel of rounding)
+        if abs(w * fit_h / fit_w - h) > 1.0 and abs(h * fit_w / fit_h - w) > 1.0:
+            raise PosencError(f"--size {w}x{h} has another aspect than the fitted {fit_w}x{fit_h}; use --scale, or e.g. "
+                              f"--size {w}x{round(w * fit_h / fit_w)}")
+    else:
+        scale = args.scale or 1.0
+        if not scale > 0:
+            raise PosencError(f"--scale must be positive, got {scale}")
+        w, h = max(1, round(fit_w * scale)), max(1, round(fit_h * scale))
+    if w * h > MAX_RENDER_PIXELS:
+        raise PosencError(f"render size {w}x{h} ({w * h / 1e6:.0f} MP) is above the {MAX_RENDER_PIXELS / 1e6:.0f} MP a "
+                          "PNG written here may have; choose a smaller --size or --scale")
+    canvas = np.empty((h, w, 3), dtype=np.uint8)  # bands of rows are rendered into it: bounded memory
+    render_image(field, h, w, extent=(fit_h, fit_w), out=canvas)
+    save_image(args.out, canvas)
     print(f"wrote {args.out} ({w}x{h})")
     return 0
 
@@ -339,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = sub.add_parser("render", help="render a saved image model at any size")
     render.add_argument("run", help="run folder (or model.safetensors)")
-    render.add_argument("--size", default="1024x1024", help="WIDTHxHEIGHT (default 1024x1024)")
+    render.add_argument("--size", default=None, help="WIDTHxHEIGHT with the fitted aspect (default: the fitted size)")
+    render.add_argument("--scale", type=float, default=None, help="the fitted size times this (e.g. 2)")
     render.add_argument("--out", required=True)
     render.add_argument("--device", default="cpu")
     render.add_argument("--threads", type=int, default=0)

@@ -65,11 +65,14 @@ class TrainConfig:
 
 @dataclass
 class ImageConfig:
-    """The image task: ``path`` ('' = scikit-image's astronaut), side ``res``, protocol fit or gen25."""
+    """The image task: ``path`` ('' = scikit-image's astronaut); ``res`` the longest side in pixels
+    (aspect kept) or ``"native"`` (the file's own size); ``crop`` ``"none"`` or ``"square"`` (centre
+    crop first: the papers' protocol, which the benchmarks use); ``protocol`` fit or gen25."""
 
     path: str = ""
-    res: int = 256
+    res: int | str = 256
     protocol: str = "gen25"
+    crop: str = "none"
 
 
 @dataclass

@@ -117,12 +117,20 @@ def _pil_to_rgb_float(img: "Image.Image") -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
 
 
-def load_image(path: str | Path, res: int | None = None) -> np.ndarray:
-    """Load an image as RGB floats in [0, 1], (R, R, 3) after the PROTOCOLS.md steps.
+# Pillow refuses pictures above this many pixels outright (a decompression bomb, or a size no fit here
+# could hold): 2^28 = 268M pixels, 22x a 12 MP photo
+MAX_IMAGE_PIXELS = 1 << 28
+CROPS = ("none", "square")
 
-    Grayscale becomes 3 equal channels; alpha is composited on white; then the image is centre-cropped
-    to a square and resized to ``res x res`` with Pillow's LANCZOS filter (on 8-bit data directly, on
-    float data per channel for 16-bit inputs). ``res=None`` keeps the native size (no crop).
+
+def load_image(path: str | Path, res: int | str | None = None, crop: str = "none") -> np.ndarray:
+    """Load an image as RGB floats in [0, 1], ``(H, W, 3)``, after the PROTOCOLS.md steps.
+
+    Grayscale becomes 3 equal channels; alpha is composited on white; with ``crop="square"`` the
+    image is centre-cropped to a square (the papers' protocol); then it is resized with Pillow's
+    LANCZOS filter so that its longest side is ``res`` pixels, keeping the aspect ratio (on 8-bit
+    data directly, on float data per channel for 16-bit inputs). ``res`` None or ``"native"`` keeps
+    the file's size.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -135,32 +143,51 @@ def load_image(path: str | Path, res: int | None = None) -> np.ndarray:
         raise PosencError(f"image file is empty (0 bytes): {path}")
     try:
         with Image.open(path) as im:
+            width, height = im.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise PosencError(f"{path} is {width}x{height} ({width * height / 1e6:.0f} MP); posenc reads images of "
+                                  f"at most {MAX_IMAGE_PIXELS / 1e6:.0f} MP")
             im.load()
             img = im.copy()
     except UnidentifiedImageError:
         raise PosencError(f"not an image file Pillow can read: {path}") from None
+    except Image.DecompressionBombError as exc:
+        raise PosencError(f"{path} is too large to read safely: {exc}".splitlines()[0]) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise PosencError(f"cannot read image {path} (corrupt or truncated?): {exc}") from None
     if img.width == 0 or img.height == 0:
         raise PosencError(f"image has zero size: {path}")
-    if res is not None and res <= 0:
-        raise PosencError(f"resolution must be positive, got {res}")
-    return prepare_image(img, res)
+    return prepare_image(img, res, crop)
 
 
-def prepare_image(img: "Image.Image", res: int | None) -> np.ndarray:
-    """Centre-crop and LANCZOS-resize a Pillow image per PROTOCOLS.md: -> (R, R, 3) float32 in [0, 1]."""
+def fitted_size(width: int, height: int, res: int | str | None) -> tuple[int, int]:
+    """``(width, height)`` after resizing the longest side to ``res`` (aspect kept; None / "native": as is)."""
+    if res is None or res == "native":
+        return width, height
+    if isinstance(res, bool) or not isinstance(res, int) or res < 2:
+        raise PosencError(f"res must be 'native' or a longest side of at least 2 pixels, got {res!r}")
+    scale = res / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def prepare_image(img: "Image.Image", res: int | str | None, crop: str = "none") -> np.ndarray:
+    """Optionally centre-crop to a square, then LANCZOS-resize to longest side ``res`` (PROTOCOLS.md):
+    -> (H, W, 3) float32 in [0, 1]."""
     from PIL import Image
 
-    if res is None:
+    if crop not in CROPS:
+        raise PosencError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
+    if crop == "square":
+        side = min(img.width, img.height)
+        left, top = (img.width - side) // 2, (img.height - side) // 2
+        img = img.crop((left, top, left + side, top + side))
+    size = fitted_size(img.width, img.height, res)
+    if size == img.size:
         return _pil_to_rgb_float(img)
-    side = min(img.width, img.height)
-    left, top = (img.width - side) // 2, (img.height - side) // 2
-    img = img.crop((left, top, left + side, top + side))
     if img.mode in ("RGB", "L") or (img.mode == "P" and "transparency" not in img.info):
-        return np.asarray(img.convert("RGB").resize((res, res), Image.LANCZOS), dtype=np.float32) / 255.0
+        return np.asarray(img.convert("RGB").resize(size, Image.LANCZOS), dtype=np.float32) / 255.0
     rgb = _pil_to_rgb_float(img)
-    chans = [np.asarray(Image.fromarray(rgb[..., c], mode="F").resize((res, res), Image.LANCZOS)) for c in range(3)]
+    chans = [np.asarray(Image.fromarray(rgb[..., c], mode="F").resize(size, Image.LANCZOS)) for c in range(3)]
     return np.clip(np.stack(chans, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
@@ -224,7 +251,7 @@ FIELD_FORMAT = "posenc-field-1"
 
 
 def save(field: torch.nn.Module, path: str | Path, run_config: dict[str, Any] | None = None,
-         extra: dict[str, torch.Tensor] | None = None) -> None:
+         extra: dict[str, torch.Tensor] | None = None, task_info: dict[str, Any] | None = None) -> None:
     """Write ``field``'s weights and buffers with the config that rebuilds it (``Field.config``), atomically.
 
     The metadata is one sorted JSON string, so the same field gives the same bytes. ``run_config``
@@ -233,6 +260,8 @@ def save(field: torch.nn.Module, path: str | Path, run_config: dict[str, Any] | 
     meta = {"format": FIELD_FORMAT, "field": field.config}
     if run_config is not None:
         meta["run"] = run_config
+    if task_info:
+        meta["task"] = task_info
     tensors = {f"field.{k}": v for k, v in field.state_dict().items()}
     tensors.update(extra or {})
     save_tensors(path, tensors, {"posenc": json.dumps(meta, sort_keys=True)})

@@ -45,8 +45,9 @@ def validate(cfg: FitConfig) -> None:
         raise PosencError(f"lr_final_ratio must be in (0, 1], got {t.lr_final_ratio}")
 
 
-def load_model(run: str | Path, device: str = "cpu") -> tuple[Field, FitConfig, dict[str, torch.Tensor]]:
-    """Rebuild a run's field and its run config from a run folder or a ``.safetensors`` file."""
+def load_model(run: str | Path, device: str = "cpu") -> tuple[Field, FitConfig, dict[str, Any]]:
+    """Rebuild a run's field and its run config from a run folder or a ``.safetensors`` file; the third
+    item is what the task recorded about its input (``{"height", "width"}`` for images)."""
     from .networks import build_field as field_from_config
 
     run = Path(run)
@@ -57,7 +58,7 @@ def load_model(run: str | Path, device: str = "cpu") -> tuple[Field, FitConfig, 
     cfg = resolve_config(FitConfig.from_dict(info["run"]))
     field = field_from_config(info["field"])
     load_state(field, tensors, path)
-    return field.to(resolve_device(device)).eval(), cfg, tensors
+    return field.to(resolve_device(device)).eval(), cfg, dict(info.get("task", {}))
 
 
 def checkpoint_matches(run: str | Path, cfg: FitConfig) -> bool:
@@ -197,7 +198,7 @@ class Trainer:
         extra["trainer.iteration"] = torch.tensor(iteration)
         extra["trainer.seconds"] = torch.tensor(seconds, dtype=torch.float64)
         extra["trainer.generator"] = self.gen.get_state()
-        save(self.field, self.out / CHECKPOINT_FILE, self.cfg.to_dict(), extra)
+        save(self.field, self.out / CHECKPOINT_FILE, self.cfg.to_dict(), extra, task_info=self.task.info())
 
     def resume(self) -> bool:
         """Continue from ``checkpoint.safetensors`` if present and made with the same config."""
@@ -301,7 +302,7 @@ class Trainer:
         if self.frames:
             self.task.write_frames(self.frames, vmax, self.out)
         self.task.write_outputs(pred, self.out, metrics)
-        save(self.field, self.out / MODEL_FILE, self.cfg.to_dict())
+        save(self.field, self.out / MODEL_FILE, self.cfg.to_dict(), task_info=self.task.info())
         atomic_write_json(self.out / "metrics.json", metrics)
         return metrics
 

@@ -49,7 +49,7 @@ def psnr_vs_time(out: Path, image: str, methods: list[str], seed: int, by: dict[
 
 
 def _data_settings(bc: BenchConfig, data: Any) -> None:
-    data.protocol, data.res = bc.protocol, bc.res
+    data.protocol, data.res, data.crop = bc.protocol, bc.res, bc.crop
 
 
 FAMILY = Family(

@@ -58,6 +58,7 @@ class BenchConfig:
     eval_points: int = 1000000  # shapes
     protocol: str = "gen25"
     res: int = 256
+    crop: str = "square"  # images: the papers' protocol (centre crop), so tables stay comparable
     iters: int = 0  # 0 = the task's default
     seed: int = 0
     seeds: int = 1  # network seeds seed, seed + 1, ...; tables report each input's mean over them
@@ -100,6 +101,9 @@ _NOT_RESULTS = {"threads", "device", "checkpoint_every", "frames"}  # settings t
 def config_digest(config: dict[str, Any]) -> str:
     """Identity of a run: its full config with defaults filled in (so rows written before a new
     setting existed still match), minus settings that only affect speed or logging."""
+    config = dict(config)
+    if config.get("task", "image") == "image" and "crop" not in (config.get("data") or {}):
+        config["data"] = {**config.get("data", {}), "crop": "square"}  # rows from before `crop` existed were square
     full = with_defaults(FitConfig.from_dict(config)).to_dict()
     full["train"] = {k: v for k, v in full["train"].items() if k not in _NOT_RESULTS}
     return hashlib.sha1(json.dumps(full, sort_keys=True).encode()).hexdigest()[:12]

@@ -52,6 +52,10 @@ class Task:
         """What the progress bar shows, labelled, from the training loss."""
         return {"train_loss": loss}
 
+    def info(self) -> dict[str, Any]:
+        """Facts about the input a saved model needs later (an image's fitted size); saved with it."""
+        return {}
+
     def set_cache_dir(self, path: Path) -> None:
         """Where a task may cache expensive samples (shared by sibling runs); default: no cache."""
 

@@ -1,7 +1,10 @@
 """The image task: RGB regression from pixel coordinates under the ``fit`` and ``gen25`` protocols.
 
-Pixel (row i, column j) of an R x R image sits at coordinate ((i + 0.5) / R, (j + 0.5) / R) in [0, 1]^2,
-so renders at any other size sample the same continuous field.
+Coordinates keep the aspect ratio: the longest side spans [0, 1]. Pixel (row i, column j) of an
+H x W image sits at ((i + 0.5) / L, (j + 0.5) / L) with L = max(H, W), so a landscape photo covers
+[0, H / L] x [0, 1]; a frequency is in cycles per longest side, and ``--sigma 10`` means the same
+detail on a square crop and on the whole photo. A render at any other size samples the same
+continuous field over the same extent.
 """
 
 from __future__ import annotations
@@ -22,26 +25,35 @@ from ..viz import colorbar_figure, error_map, heatmap, labelled_strip, map_besid
 PROTOCOLS = ("fit", "gen25")
 
 
+def pixel_axes(height: int, width: int, extent: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column centres of an H x W picture of a field fitted at ``extent`` = (H0, W0) pixels
+    (default: the picture itself): the picture spans [0, H0 / L] x [0, W0 / L], L = max(H0, W0)."""
+    h0, w0 = extent or (height, width)
+    longest = max(h0, w0)
+    ys = (torch.arange(height, dtype=torch.float64) + 0.5) / height * (h0 / longest)
+    xs = (torch.arange(width, dtype=torch.float64) + 0.5) / width * (w0 / longest)
+    return ys.float(), xs.float()
+
+
 def pixel_coordinates(height: int, width: int) -> torch.Tensor:
-    """Pixel centres of an H x W image in [0, 1]^2, row-major: -> (H * W, 2) as (y, x)."""
-    ys = (torch.arange(height, dtype=torch.float32) + 0.5) / height
-    xs = (torch.arange(width, dtype=torch.float32) + 0.5) / width
+    """Pixel centres of an H x W image, longest side in [0, 1], row-major: -> (H * W, 2) as (y, x)."""
+    ys, xs = pixel_axes(height, width)
     return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).reshape(-1, 2)
 
 
-def gen25_mask(res: int) -> np.ndarray:
-    """Training pixels of the gen25 protocol: the regular sub-grid ``[::2, ::2]`` (25%): -> (R, R) bool."""
-    mask = np.zeros((res, res), dtype=bool)
+def gen25_mask(height: int, width: int | None = None) -> np.ndarray:
+    """Training pixels of the gen25 protocol: the regular sub-grid ``[::2, ::2]`` (25%): -> (H, W) bool."""
+    mask = np.zeros((height, height if width is None else width), dtype=bool)
     mask[::2, ::2] = True
     return mask
 
 
-def builtin_image(res: int) -> np.ndarray:
+def builtin_image(res: int | str, crop: str = "none") -> np.ndarray:
     """scikit-image's ``astronaut`` (bundled with the package, no download), prepared like any input."""
     from PIL import Image
     from skimage import data
 
-    return prepare_image(Image.fromarray(data.astronaut()), res)
+    return prepare_image(Image.fromarray(data.astronaut()), res, crop)
 
 
 class ImageTask(Task):
@@ -53,14 +65,18 @@ class ImageTask(Task):
     def __init__(self, cfg: ImageConfig) -> None:
         if cfg.protocol not in PROTOCOLS:
             raise PosencError(f"unknown image protocol {cfg.protocol!r}; valid: {', '.join(PROTOCOLS)}")
-        if cfg.res < 2:
-            raise PosencError(f"resolution must be at least 2, got {cfg.res}")
+        if cfg.res != "native" and (isinstance(cfg.res, bool) or not isinstance(cfg.res, int) or cfg.res < 2):
+            raise PosencError(f"res must be 'native' or a longest side of at least 2 pixels, got {cfg.res!r}")
         self.cfg = cfg
         self.name = Path(cfg.path).stem if cfg.path else "astronaut"
-        self.image = load_image(cfg.path, cfg.res) if cfg.path else builtin_image(cfg.res)
-        self.res = cfg.res
-        self.train_mask = gen25_mask(cfg.res) if cfg.protocol == "gen25" else np.ones((cfg.res, cfg.res), dtype=bool)
-        self.coords = pixel_coordinates(cfg.res, cfg.res)
+        self.image = load_image(cfg.path, cfg.res, cfg.crop) if cfg.path else builtin_image(cfg.res, cfg.crop)
+        self.height, self.width = self.image.shape[:2]
+        shape = (self.height, self.width)
+        self.train_mask = gen25_mask(*shape) if cfg.protocol == "gen25" else np.ones(shape, dtype=bool)
+        self.coords = pixel_coordinates(*shape)
+
+    def info(self) -> dict[str, Any]:
+        return {"height": self.height, "width": self.width}
 
     def train_data(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Training coordinates ``(N, 2)`` and RGB targets ``(N, 3)``."""
@@ -78,8 +94,8 @@ class ImageTask(Task):
         return {"train_mse": loss, "train_psnr": -10.0 * np.log10(max(loss, 1e-12))}
 
     def predict(self, field: torch.nn.Module) -> np.ndarray:
-        """Render the field on the task's R x R pixel grid (chunked): -> (R, R, 3) float in [0, 1]."""
-        return render_image(field, self.res, self.res)
+        """Render the field on the task's pixel grid (chunked): -> (H, W, 3) float in [0, 1]."""
+        return render_image(field, self.height, self.width)
 
     def evaluate(self, pred: np.ndarray) -> dict[str, Any]:
         """``psnr`` (all pixels), ``psnr_heldout`` (gen25: pixels not trained on), ``psnr_train``, ``ssim``."""
@@ -104,14 +120,14 @@ class ImageTask(Task):
 
     def write_frequency_map(self, values: np.ndarray, vmax: float, out_dir: Path) -> None:
         """``heatmap.png``: the highest unmasked frequency at every pixel (SAPE Fig. 8), with a colour bar."""
-        fig = colorbar_figure(values.reshape(self.res, self.res), vmax, "max unmasked frequency (cycles / unit)",
+        fig = colorbar_figure(values.reshape(self.height, self.width), vmax, "max unmasked frequency (cycles / unit)",
                               "progressive mask: frequency per location")
         save_image(out_dir / "heatmap.png", fig)
 
     def write_encoding_map(self, values: np.ndarray, label: str, name: str, pred: np.ndarray, out_dir: Path) -> None:
         """``<name>.png``: a per-pixel property of the encoding (e.g. learned_rbf's sigma) with a colour
         bar, next to the reconstruction."""
-        save_image(out_dir / f"{name}.png", map_beside_image(pred, values.reshape(self.res, self.res), label))
+        save_image(out_dir / f"{name}.png", map_beside_image(pred, values.reshape(self.height, self.width), label))
 
     def write_frames(self, frames: list[tuple[int, np.ndarray, Any]], vmax: float, out_dir: Path) -> None:
         """``frames/NNNNN.png`` (reconstruction | frequency map) and ``frames.gif``."""
@@ -119,22 +135,28 @@ class ImageTask(Task):
         for it, pred, heat in frames:
             tiles, labels = [pred], [f"iteration {it}"]
             if heat is not None:
-                tiles.append(heatmap(heat.reshape(self.res, self.res), vmax))
+                tiles.append(heatmap(heat.reshape(self.height, self.width), vmax))
                 labels.append("max frequency")
             pictures.append((it, labelled_strip(tiles, labels)))
         save_frame_sequence(out_dir, pictures)
 
 
-def render_image(field: torch.nn.Module, height: int, width: int, chunk: int = 65536) -> np.ndarray:
-    """Evaluate an image field on an H x W grid of pixel centres, in chunks: -> (H, W, 3) in [0, 1]."""
+def render_image(field: torch.nn.Module, height: int, width: int, chunk: int = 65536,
+                 extent: tuple[int, int] | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """Evaluate an image field on an H x W grid of pixel centres, a band of rows at a time: -> (H, W, 3)
+    float32 in [0, 1] (or written into ``out``, e.g. a uint8 canvas, so only one band is float at a time).
+
+    ``extent`` = (H0, W0) is the size the field was fitted at; the picture covers the same region
+    (default: its own size, the longest side spanning [0, 1])."""
     if height <= 0 or width <= 0:
         raise PosencError(f"render size must be positive, got {width}x{height}")
-    rows = []
+    ys, xs = pixel_axes(height, width, extent)
+    if out is None:
+        out = np.empty((height, width, 3), dtype=np.float32)
     step = max(1, chunk // width)
-    ys = (torch.arange(height, dtype=torch.float32) + 0.5) / height
-    xs = (torch.arange(width, dtype=torch.float32) + 0.5) / width
     for r0 in range(0, height, step):
         yy, xx = torch.meshgrid(ys[r0 : r0 + step], xs, indexing="ij")
         coords = torch.stack([yy, xx], dim=-1).reshape(-1, 2)
-        rows.append(field.predict(coords, chunk=chunk).clamp(0, 1).reshape(-1, width, 3).numpy())
-    return np.concatenate(rows, axis=0)
+        band = field.predict(coords, chunk=chunk).clamp(0, 1).reshape(-1, width, 3).numpy()
+        out[r0 : r0 + band.shape[0]] = (band * 255.0 + 0.5).astype(np.uint8) if out.dtype == np.uint8 else band
+    return out
