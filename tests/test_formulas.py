@@ -45,6 +45,14 @@ def test_ssim_identity_and_scikit_image_value():
     assert ssim(b + 5.0, a) == pytest.approx(ssim(np.ones_like(a), a), rel=1e-9)  # clamped like PSNR
 
 
+def test_tiled_ssim_equals_one_call():
+    rng = np.random.default_rng(1)
+    a = rng.random((70, 90, 3))
+    b = np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1)
+    assert ssim(b, a, tile=16) == pytest.approx(ssim(b, a), rel=1e-12)
+    assert ssim(b, a, tile=13) == pytest.approx(ssim(b, a), rel=1e-12)
+
+
 def test_iou_is_not_dice():
     a = np.array([1, 1, 1, 0, 0], bool)
     b = np.array([0, 1, 1, 1, 0], bool)

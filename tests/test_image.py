@@ -218,3 +218,28 @@ def test_decompression_bomb_header_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "60000" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_images_train_on_minibatches_when_a_full_batch_exceeds_the_budget(image_path, tmp_path, capsys):
+    """--max-memory decides: the same fit full-batch, then in mini-batches (stated in metrics.json),
+    and a budget too small for one batch is a one-line error before any work."""
+    from posenc.cli import main
+
+    base = ["fit", "image", str(image_path), "--res", "32", "--iters", "4", "--width", "16", "--depth", "1",
+            "--features", "8", "--threads", "1", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "full")]) == 0
+    full = json.loads((tmp_path / "full" / "metrics.json").read_text())["batching"]
+    assert full["mode"] == "full" and full["batch"] == 256  # gen25: 16 x 16 training pixels
+    per = full["bytes_per_sample"]
+    budget = 100 * per / 1e9  # room for 100 samples per step
+    assert main([*base, "--max-memory", f"{budget:.12f}", "--out", str(tmp_path / "mini")]) == 2
+    assert "cannot hold one batch" in capsys.readouterr().err
+    assert main([*base, "--max-memory", f"{300 * per / 1e9:.12f}", "--batch", "64", "--out", str(tmp_path / "mini")]) == 0
+    mini = json.loads((tmp_path / "mini" / "metrics.json").read_text())
+    assert mini["batching"]["mode"] == "mini" and mini["batching"]["batch"] == 64
+    assert main([*base, "--max-memory", f"{200 * per / 1e9:.12f}", "--batch", "1000", "--out", str(tmp_path / "x")]) == 2
+    assert "lower --batch or raise --max-memory" in capsys.readouterr().err
+    # SAPE feedback from mini-batches on images
+    assert main([*base, "--method", "sape+gaussian", "--mask-grid", "8", "--batch", "64", "--out", str(tmp_path / "sape")]) == 0
+    sape = json.loads((tmp_path / "sape" / "metrics.json").read_text())
+    assert sape["batching"]["mode"] == "mini" and sape["policy"]["steps"] == 4 and sape["policy"]["mean_level"] > 0

@@ -61,6 +61,7 @@ class TrainConfig:
     frames: int | None = None
     lr_schedule: str | None = None  # "constant" or "cosine": lr decays to lr_final_ratio * lr by the last step
     lr_final_ratio: float | None = None
+    max_memory: float | None = None  # GB a training step may use (estimate); default: half the machine's RAM
 
 
 @dataclass
@@ -73,6 +74,7 @@ class ImageConfig:
     res: int | str = 256
     protocol: str = "gen25"
     crop: str = "none"
+    batch: int = 0  # training pixels per step; 0 = all of them when that fits --max-memory, else 65,536
 
 
 @dataclass
@@ -107,6 +109,7 @@ class ShapeConfig:
     ``chamfer_points`` per surface for Chamfer / Hausdorff, ``sample_seed`` for every random draw;
     ``eikonal`` (sdf only) weighs the eikonal term ``(|grad f| - 1)^2`` (IGR, SIREN)."""
 
+
     path: str = ""
     samples: int = 300000
     batch: int = 16384
@@ -127,8 +130,23 @@ TASK_DIMS: dict[str, tuple[int, int]] = {"image": (2, 3), "signal1d": (1, 1), "s
 BASE_DEFAULTS: dict[str, dict[str, Any]] = {
     "network": {"type": "mlp", "width": 256, "depth": 3, "activation": "relu", "output": "none", "omega0": 30.0},
     "train": {"iters": 2000, "lr": 1e-3, "seed": 0, "threads": 0, "device": "cpu", "checkpoint_every": 500, "frames": 0,
-              "lr_schedule": "constant", "lr_final_ratio": 0.1},
+              "lr_schedule": "constant", "lr_final_ratio": 0.1, "max_memory": None},
 }
+
+
+def machine_memory_gb() -> float:
+    """Physical memory of this machine in GB (Linux / macOS sysconf; 8 GB if unknown)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    except (ValueError, OSError, AttributeError):
+        return 8.0
+
+
+def default_max_memory() -> float:
+    """A safe share of the machine's RAM for one run: half of it, in GB (one decimal)."""
+    return round(machine_memory_gb() / 2, 1)
 # Per-task defaults that differ from BASE_DEFAULTS, and encoding settings applied to every encoding
 # that takes them. Outputs: sigmoid for colours in [0, 1], linear for everything else.
 # Silhouettes follow the public SAPE setting for curves: 2 hidden layers, lr 1e-5, 10,000 iterations;
@@ -351,6 +369,8 @@ def resolve_config(base: "FitConfig | dict[str, Any] | str", method: str | None 
     # complete and type-check every part
     net_hints, train_hints = _section_hints(NetworkConfig), _section_hints(TrainConfig)
     network = NetworkConfig(**{k: coerce(k, v, net_hints[k], "network.") for k, v in sections["network"].items()})
+    if sections["train"].get("max_memory") is None:
+        sections["train"]["max_memory"] = default_max_memory()
     train = TrainConfig(**{k: coerce(k, v, train_hints[k], "train.") for k, v in sections["train"].items()})
     hints = enc_cls.settings()
     unknown = sorted(set(encoding) - set(hints) - {"type"})

@@ -8,6 +8,7 @@ Pieces: :func:`train_loop` (the steps), :class:`Checkpoint` (save / resume), :fu
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -122,16 +123,46 @@ def calibrate(field: Field, task: Task, device: torch.device) -> float | None:
         return float((field(x) - target).square().mean())
 
 
-def make_step_inputs(field: Field, task: Task, x: torch.Tensor, y: torch.Tensor,
-                     gen: torch.Generator) -> Callable[[], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+DEFAULT_BATCH = 1 << 16  # pixels per step when a full batch does not fit the memory budget
+MIN_BATCH = 256
+
+
+def plan_batch(field: Field, task: Task, n: int, max_memory_gb: float) -> dict[str, Any]:
+    """Full batch or mini-batches, from the task's request and an estimate of the step's memory.
+
+    ``task.batch_size`` 0 asks for the full batch when ``n`` samples fit ``max_memory_gb``, else
+    batches of 65,536 (fewer if even that is too much); a batch that does not fit is refused with a
+    message naming the setting to change, before any work starts.
+    """
+    per_sample = field.bytes_per_sample()
+    budget = max_memory_gb * 1e9
+    requested = int(task.batch_size or 0)
+    if requested < 0:
+        raise PosencError(f"batch must be >= 0 (0 = automatic), got {requested}")
+    if requested == 0:
+        batch = n if n * per_sample <= budget else min(DEFAULT_BATCH, int(budget // per_sample))
+        if batch < min(MIN_BATCH, n):
+            raise PosencError(f"--max-memory {max_memory_gb:g} GB cannot hold one batch of {MIN_BATCH} samples "
+                              f"({per_sample:,} bytes each); raise --max-memory")
+    else:
+        batch = min(requested, n)
+        if batch * per_sample > budget:
+            raise PosencError(f"a batch of {batch:,} samples needs about {batch * per_sample / 1e9:.1f} GB, above --max-memory "
+                              f"{max_memory_gb:g} GB; lower --batch or raise --max-memory")
+    return {"mode": "full" if batch >= n else "mini", "batch": batch, "samples": n, "bytes_per_sample": per_sample,
+            "estimated_step_gb": round(batch * per_sample / 1e9, 3), "max_memory_gb": max_memory_gb}
+
+
+def make_step_inputs(field: Field, task: Task, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator,
+                     batch: int) -> Callable[[], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """The training forward pass: ``() -> (prediction, target, points)``.
 
     Full batch: the field is bound to the training set once (``field.bind``: encodings, interpolation
-    plans and masked features precomputed). Mini-batches (3-D shapes): a seeded draw every step
-    through the general path, with the points requiring grad when the loss needs their gradient.
+    plans and masked features precomputed). Mini-batches (3-D shapes, large images): a seeded draw
+    every step through the general path, with the points requiring grad when the loss needs their
+    gradient; a progressive policy's feedback then comes from each batch.
     """
-    batch = int(task.batch_size or 0)
-    if batch and batch < x.shape[0]:
+    if batch < x.shape[0]:
         def draw() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             idx = torch.randint(x.shape[0], (batch,), generator=gen).to(x.device)
             xb = x[idx].requires_grad_(task.needs_input_grad)
@@ -171,6 +202,7 @@ class Trainer:
         self.seconds_before = 0.0
         self.history: list[tuple[int, float, float]] = []  # (iteration, training loss, seconds)
         self.encoding_fit: dict[str, float] | None = None
+        self.batching: dict[str, Any] | None = None
         self.calibration_mse: float | None = None
         k = cfg.train.frames
         self.frame_at = {max(1, round(cfg.train.iters * (i + 1) / k)) for i in range(k)} if k > 0 else set()
@@ -183,8 +215,10 @@ class Trainer:
     def _policy_map(self) -> Any:
         if self.policy is None:
             return None
-        with torch.no_grad():
-            return self.policy.max_frequency(self.task.coords.to(self.device)).numpy()
+        coords = self.task.coords
+        with torch.no_grad():  # in chunks: a 12 MP picture has 12M points x n bands of mask
+            parts = [self.policy.max_frequency(coords[i : i + 65536].to(self.device)) for i in range(0, len(coords), 65536)]
+        return torch.cat(parts).numpy()
 
     def _snapshot(self, iteration: int) -> None:
         """Keep a picture of the current fit (and of the policy's frequency map) for ``--frames``."""
@@ -230,7 +264,12 @@ class Trainer:
             # data-dependent encodings (learned_rbf) fit themselves to the training samples first
             self.encoding_fit = field.base_encoding.fit_to_data(x, y)
             self.calibration_mse = calibrate(field, self.task, self.device)
-        step_inputs = make_step_inputs(field, self.task, x, y, self.gen)
+        self.batching = plan_batch(field, self.task, x.shape[0], cfg.max_memory)
+        if self.progress and self.batching["estimated_step_gb"] >= 1.0:
+            b = self.batching
+            print(f"posenc: {b['mode']} batch of {b['batch']:,} of {b['samples']:,} samples; estimated step memory "
+                  f"{b['estimated_step_gb']:.1f} GB (--max-memory {b['max_memory_gb']:g} GB)", file=sys.stderr)
+        step_inputs = make_step_inputs(field, self.task, x, y, self.gen, self.batching["batch"])
         policy = self.policy
         bar = tqdm(total=cfg.iters, initial=self.start, disable=not self.progress, desc="fit", unit="it", dynamic_ncols=True)
         it = self.start
@@ -285,6 +324,8 @@ class Trainer:
                 "loss_history": self.history,
             }
         )
+        if self.batching:
+            metrics["batching"] = self.batching
         if self.encoding_fit:
             metrics["encoding_fit"] = self.encoding_fit
         if self.calibration_mse is not None:

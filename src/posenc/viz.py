@@ -78,6 +78,20 @@ def _wrap(label: str, width: float, length: Callable[[str], float]) -> list[str]
     return lines + [current] if current else lines or [""]
 
 
+def thumbnail(image: np.ndarray, longest: int = 1024) -> np.ndarray:
+    """A picture (H, W[, C]) shrunk (LANCZOS) so its longest side is at most ``longest``: -> uint8."""
+    from PIL import Image
+
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
+    h, w = arr.shape[:2]
+    if max(h, w) <= longest:
+        return arr
+    scale = longest / max(h, w)
+    return np.asarray(Image.fromarray(arr).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS))
+
+
 def stack_rows(rows: list[np.ndarray]) -> np.ndarray:
     """Stack uint8 strips vertically, padding narrower ones with white."""
     width = max(r.shape[1] for r in rows)

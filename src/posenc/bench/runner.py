@@ -95,7 +95,7 @@ def run_dir_name(method: str, seed: int) -> str:
     return slug(method) + (f"_seed{seed}" if seed else "")
 
 
-_NOT_RESULTS = {"threads", "device", "checkpoint_every", "frames"}  # settings that do not change a result
+_NOT_RESULTS = {"threads", "device", "checkpoint_every", "frames", "max_memory"}  # settings that do not change a result
 
 
 def config_digest(config: dict[str, Any]) -> str:

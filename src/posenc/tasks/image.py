@@ -20,7 +20,7 @@ from ..errors import PosencError
 from ..io import load_image, prepare_image, save_image
 from ..metrics import psnr, ssim
 from .base import Task
-from ..viz import colorbar_figure, error_map, heatmap, labelled_strip, map_beside_image, save_frame_sequence
+from ..viz import colorbar_figure, error_map, heatmap, labelled_strip, map_beside_image, save_frame_sequence, thumbnail
 
 PROTOCOLS = ("fit", "gen25")
 
@@ -74,6 +74,7 @@ class ImageTask(Task):
         shape = (self.height, self.width)
         self.train_mask = gen25_mask(*shape) if cfg.protocol == "gen25" else np.ones(shape, dtype=bool)
         self.coords = pixel_coordinates(*shape)
+        self.batch_size = int(cfg.batch)
 
     def info(self) -> dict[str, Any]:
         return {"height": self.height, "width": self.width}
@@ -114,7 +115,8 @@ class ImageTask(Task):
         save_image(out_dir / "error.png", err)
         held = metrics.get("psnr_heldout")
         label = f"reconstruction {metrics['psnr']:.2f} dB" + (f" (held-out {held:.2f})" if held is not None else "")
-        strip = labelled_strip([self.image, pred, err], ["target", label, "|error| (0 - 0.25)"])
+        # large photos: the side-by-side picture shows thumbnails (the full-size PNGs are beside it)
+        strip = labelled_strip([thumbnail(a) for a in (self.image, pred, err)], ["target", label, "|error| (0 - 0.25)"])
         save_image(out_dir / "comparison.png", strip)
 
 
