@@ -78,7 +78,8 @@ def test_short_occupancy_fit_of_a_sphere(tmp_path):
     assert m["iou"] > 0.9
     run = tmp_path / "runs" / "sphere"
     assert all((run / name).exists() for name in ("mesh.ply", "preview.png", "target.png", "surface.png"))
-    assert list((tmp_path / "runs" / ".posenc-cache").glob("sphere-*.npz"))  # samples cached beside the run
+    caches = list((tmp_path / "runs" / ".posenc-cache").glob("sphere-*"))  # samples cached beside the run
+    assert len(caches) == 1 and (caches[0] / "manifest.json").exists() and (caches[0] / "train.npy").exists()
     code = main(["mesh", str(tmp_path / "runs" / "sphere"), "--res", "24", "--out", str(tmp_path / "m.ply")])
     assert code == 0
     v, f = load_mesh(tmp_path / "m.ply")
@@ -98,3 +99,27 @@ def test_bad_meshes(tmp_path, capsys):
     code = main(["fit", "occupancy", str(tmp_path / "empty.obj"), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_sample_cache_is_verified_rebuilt_when_corrupt_and_safe_to_share(tmp_path):
+    from posenc.tasks.shapes import ShapeTask, read_sample_cache
+
+    cfg = ShapeConfig(samples=900, eval_points=300, chamfer_points=300, mc_res=8, batch=64)
+    first = ShapeTask(cfg, "occupancy")
+    first.set_cache_dir(tmp_path)
+    data = {k: np.array(v) for k, v in first.data().items()}
+    folder = next(tmp_path.glob("torus-*"))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind
+    again = ShapeTask(cfg, "occupancy")
+    again.set_cache_dir(tmp_path)
+    for k, v in again.data().items():  # read back (memory-mapped), identical
+        np.testing.assert_array_equal(np.asarray(v), data[k])
+    # a damaged file is detected by its hash, and the cache is rebuilt with the same samples
+    with open(folder / "train.npy", "r+b") as fh:
+        fh.seek(200)
+        fh.write(b"garbage!")
+    assert read_sample_cache(folder) is None and not folder.exists()
+    third = ShapeTask(cfg, "occupancy")
+    third.set_cache_dir(tmp_path)
+    np.testing.assert_array_equal(np.asarray(third.data()["train"]), data["train"])
+    assert read_sample_cache(folder) is not None

@@ -193,6 +193,7 @@ class Trainer:
         set_threads(cfg.train.threads)
         self.device = resolve_device(cfg.train.device)
         self.task: Task = make_task(cfg.task, cfg.data)
+        self.task.progress = progress
         self.task.set_cache_dir(self.out.parent / ".posenc-cache")  # shapes: samples shared by sibling runs
         seed_everything(cfg.train.seed)
         self.field = build_field(cfg).to(self.device)

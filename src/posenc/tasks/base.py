@@ -28,6 +28,8 @@ class Task:
     batch_size: int = 0
     # True when the loss needs gradients with respect to the input points (eikonal terms)
     needs_input_grad: bool = False
+    # progress bars on long preparation and evaluation (set by the training loop)
+    progress: bool = False
 
     # -- training ---------------------------------------------------------------------------
     def train_data(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -78,26 +78,96 @@ def three_way_samples(verts: np.ndarray, faces: np.ndarray, n: int, rng: np.rand
 
 
 @torch.no_grad()
-def field_volume(field: torch.nn.Module, res: int, chunk: int = 131072) -> np.ndarray:
+def field_volume(field: torch.nn.Module, res: int, chunk: int = 131072, progress: bool = False) -> np.ndarray:
     """The field on a (res + 1)^3 lattice over [-1, 1]^3 (chunked): ``(res+1, res+1, res+1)``."""
+    from tqdm import tqdm
+
     axis = torch.linspace(0.0, 1.0, res + 1)
     out = []
-    for i in range(res + 1):  # one slab at a time keeps memory bounded at any resolution
+    # one slab at a time keeps memory bounded at any resolution
+    for i in tqdm(range(res + 1), desc=f"marching cubes grid {res + 1}^3", unit="slab", disable=not progress, leave=False):
         yy, zz = torch.meshgrid(axis, axis, indexing="ij")
         slab = torch.stack([torch.full_like(yy, float(axis[i])), yy, zz], -1).reshape(-1, 3)
         out.append(field.predict(slab, chunk=chunk)[:, 0].reshape(res + 1, res + 1).numpy())
     return np.stack(out)
 
 
-def extract_mesh(field: torch.nn.Module, res: int, level: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def extract_mesh(field: torch.nn.Module, res: int, level: float = 0.0, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Marching cubes (scikit-image) of the field's ``level`` set; vertices in [-1, 1]^3. Empty if no crossing."""
     from skimage.measure import marching_cubes
 
-    vol = field_volume(field, res)
+    vol = field_volume(field, res, progress=progress)
     if not (vol.min() < level < vol.max()):
         return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
     verts, faces, _, _ = marching_cubes(vol, level=level, spacing=(2.0 / res,) * 3)
     return verts - 1.0, faces.astype(np.int64)
+
+
+CHUNK = 200000
+
+
+def chunked(fn: Any, points: np.ndarray, bar: Any, chunk: int = CHUNK) -> np.ndarray:
+    """``fn`` applied to ``points`` a chunk at a time, advancing the progress ``bar``."""
+    out = []
+    for i in range(0, len(points), chunk):
+        out.append(fn(np.ascontiguousarray(points[i : i + chunk])))
+        bar.update(min(chunk, len(points) - i))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_sample_cache(folder: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of a sample cache, memory-mapped, if every file matches its recorded SHA-256;
+    None when the cache is missing or damaged (then it is removed, to be rebuilt)."""
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        return None
+    try:
+        hashes = json.loads(manifest.read_text())
+        arrays = {}
+        for name, digest in hashes.items():
+            path = folder / f"{name}.npy"
+            if _sha256(path) != digest:
+                raise ValueError(f"{path} does not match its hash")
+            arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
+        return arrays
+    except (OSError, ValueError, json.JSONDecodeError):
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+
+
+def write_sample_cache(folder: Path, data: dict[str, np.ndarray]) -> None:
+    """Write the arrays under a unique temporary name, then rename the folder into place (atomic);
+    if another run got there first, its cache is kept."""
+    import os
+    import shutil
+    import tempfile
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        hashes = {}
+        for name, array in data.items():
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+            hashes[name] = _sha256(tmp / f"{name}.npy")
+        (tmp / "manifest.json").write_text(json.dumps(hashes, indent=1, sort_keys=True))
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # a concurrent writer finished first (or a damaged copy is in the way)
+            if read_sample_cache(folder) is None:
+                shutil.rmtree(folder, ignore_errors=True)
+                os.rename(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class ShapeTask(Task):
@@ -143,14 +213,30 @@ class ShapeTask(Task):
         return h.hexdigest()[:16]
 
     def data(self) -> dict[str, np.ndarray]:
-        """Training and evaluation samples with labels, computed once per mesh and settings (cached)."""
+        """Training and evaluation samples with labels, computed once per mesh and settings.
+
+        They are cached as ``.npy`` files (memory-mapped when read; no pickle) in a folder named by
+        the mesh's content hash and the sampling settings, shared by every run beside it. The folder
+        is written under a unique temporary name and renamed into place, so concurrent runs never
+        see half a cache; each file's SHA-256 is checked on reading, and a corrupt cache is rebuilt.
+        """
         if self._cache is not None:
             return self._cache
-        path = self.cache_dir / f"{self.name}-{self._key()}.npz" if self.cache_dir else None
-        if path is not None and path.exists():
-            with np.load(path, allow_pickle=False) as z:
-                self._cache = {k: z[k] for k in z.files}
-            return self._cache
+        folder = self.cache_dir / f"{self.name}-{self._key()}" if self.cache_dir else None
+        if folder is not None:
+            cached = read_sample_cache(folder)
+            if cached is not None:
+                self._cache = cached
+                return cached
+        data = self._sample()
+        if folder is not None:
+            write_sample_cache(folder, data)
+            data = read_sample_cache(folder) or data
+        self._cache = data
+        return data
+
+    def _sample(self) -> dict[str, np.ndarray]:
+        """PROTOCOLS.md three-way training samples and the evaluation points, labelled in chunks."""
         rng = np.random.default_rng(self.cfg.sample_seed)
         seed = self.cfg.sample_seed
         train = three_way_samples(self.verts, self.faces, self.cfg.samples, rng, seed)
@@ -158,29 +244,32 @@ class ShapeTask(Task):
         eval_uniform = rng.uniform(-1, 1, (self.cfg.eval_points, 3))
         eval_near = np.clip(near_surf + rng.normal(0, 0.01, near_surf.shape), -1, 1)
         surface, normals = sample_surface(self.verts, self.faces, self.cfg.chamfer_points, seed + 2)
-        data = {
+        bar = self._bar(len(train) + 2 * self.cfg.eval_points, f"{self.name}: labelling samples")
+        train_sdf = chunked(lambda p: signed_distance(self.verts, self.faces, p), train, bar)
+        uniform_inside = chunked(lambda p: winding_inside(self.verts, self.faces, p), eval_uniform, bar)
+        near_inside = chunked(lambda p: winding_inside(self.verts, self.faces, p), eval_near, bar)
+        bar.close()
+        return {
             "train": train.astype(np.float32),
-            "train_sdf": signed_distance(self.verts, self.faces, train).astype(np.float32),
+            "train_sdf": train_sdf.astype(np.float32),
             "eval_uniform": eval_uniform.astype(np.float32),
-            "eval_uniform_inside": winding_inside(self.verts, self.faces, eval_uniform),
+            "eval_uniform_inside": uniform_inside,
             "eval_near": eval_near.astype(np.float32),
-            "eval_near_inside": winding_inside(self.verts, self.faces, eval_near),
+            "eval_near_inside": near_inside,
             "surface": surface.astype(np.float32),
             "surface_normals": normals.astype(np.float32),
         }
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.stem + ".partial.npz")
-            np.savez(tmp, **data)
-            tmp.replace(path)
-        self._cache = data
-        return data
+
+    def _bar(self, total: int, desc: str) -> Any:
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, unit="pt", unit_scale=True, disable=not self.progress, leave=False)
 
     def train_data(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Training points in [0, 1]^3 ``(N, 3)`` and targets ``(N, 1)``: signed distance or inside (0/1)."""
         d = self.data()
-        x = torch.from_numpy((d["train"] + 1.0) / 2.0)
-        sdf = torch.from_numpy(d["train_sdf"])[:, None]
+        x = torch.from_numpy((np.asarray(d["train"]) + 1.0) / 2.0)
+        sdf = torch.from_numpy(np.array(d["train_sdf"]))[:, None]
         return x, (sdf if self.kind == "sdf" else (sdf < 0).float())
 
     def loss_per_sample(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -220,15 +309,19 @@ class ShapeTask(Task):
     def predict(self, field: torch.nn.Module) -> dict[str, np.ndarray]:
         d = self.data()
 
+        bar = self._bar(2 * self.cfg.eval_points, f"{self.name}: evaluating IoU points")
+
         def inside(points: np.ndarray) -> np.ndarray:
-            values = field.predict(torch.from_numpy((points + 1.0) / 2.0))[:, 0].numpy()
+            values = chunked(lambda p: field.predict(torch.from_numpy((p + 1.0) / 2.0))[:, 0].numpy(), points, bar, 65536)
             return values < self.level if self.kind == "sdf" else values > self.level
 
-        verts, faces = extract_mesh(field, self.cfg.mc_res, self.level)
+        uniform, near = inside(d["eval_uniform"]), inside(d["eval_near"])
+        bar.close()
+        verts, faces = extract_mesh(field, self.cfg.mc_res, self.level, progress=self.progress)
         if self.kind == "occupancy" and len(faces):
             faces = faces[:, ::-1]  # occupancy grows inwards: flip so normals point out
         normals = self.surface_normals(field, d["surface"])
-        return {"uniform": inside(d["eval_uniform"]), "near": inside(d["eval_near"]), "verts": verts, "faces": faces,
+        return {"uniform": uniform, "near": near, "verts": verts, "faces": faces,
                 "normals": normals, "field": field}
 
     def evaluate(self, pred: dict[str, np.ndarray]) -> dict[str, Any]:
