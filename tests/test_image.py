@@ -243,3 +243,53 @@ def test_images_train_on_minibatches_when_a_full_batch_exceeds_the_budget(image_
     assert main([*base, "--method", "sape+gaussian", "--mask-grid", "8", "--batch", "64", "--out", str(tmp_path / "sape")]) == 0
     sape = json.loads((tmp_path / "sape" / "metrics.json").read_text())
     assert sape["batching"]["mode"] == "mini" and sape["policy"]["steps"] == 4 and sape["policy"]["mean_level"] > 0
+
+
+def test_signal_stops_at_a_step_boundary_and_resume_is_bit_identical(image_path, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from posenc.io import load_tensors
+
+    cfg = small_config(image_path, iters=20)
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    calls = {"n": 0}
+    original = trainer.task.loss_per_sample
+
+    def term_at_step_8(pred, target):
+        calls["n"] += 1
+        if calls["n"] == 8:
+            os.kill(os.getpid(), signal.SIGTERM)  # as `kill` would: the step finishes, then the run stops
+        return original(pred, target)
+
+    monkeypatch.setattr(trainer.task, "loss_per_sample", term_at_step_8)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["iters"] == 8
+    metrics = fit(cfg, tmp_path / "run", progress=False, resume=True)
+    straight = fit(cfg, tmp_path / "straight", progress=False)
+    assert metrics["psnr"] == straight["psnr"]
+    a, _ = load_tensors(tmp_path / "run" / "model.safetensors")
+    b, _ = load_tensors(tmp_path / "straight" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_run_folders_are_not_overwritten_and_resume_says_what_differs(image_path, tmp_path, capsys):
+    from posenc.cli import main
+    from posenc.runs import RunLock
+
+    base = ["fit", "image", str(image_path), "--res", "32", "--iters", "4", "--width", "16", "--depth", "1",
+            "--features", "8", "--threads", "1", "--quiet", "--out", str(tmp_path / "r")]
+    assert main(base) == 0
+    capsys.readouterr()
+    assert main(base) == 2
+    assert "holds a finished run" in capsys.readouterr().err
+    assert main([*base, "--force"]) == 0
+    with RunLock(tmp_path / "r"):  # another writer holds the folder
+        assert main([*base, "--force"]) == 2
+        assert "being written by another posenc process" in capsys.readouterr().err
+    assert main([*base, "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert main([*base[:-1], str(tmp_path / "file" / "sub")]) == 2
+    assert "is a file" in capsys.readouterr().err

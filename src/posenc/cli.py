@@ -127,7 +127,9 @@ def _add_policy_flags(parser: argparse.ArgumentParser, task: str) -> None:
 def _fit_config_from_args(args: argparse.Namespace) -> FitConfig:
     """The run config of ``posenc fit``: the flags, method and config file, through the one resolver."""
     base: Any = args.task
-    if args.config:
+    if getattr(args, "config_obj", None) is not None:
+        base = args.config_obj
+    elif args.config:
         base = FitConfig.from_dict(read_config_file(args.config))
         if base.task != args.task:
             raise PosencError(f"{args.config} is a {base.task!r} config; use `posenc fit {base.task}`")
@@ -160,18 +162,31 @@ def _fit_config_from_args(args: argparse.Namespace) -> FitConfig:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from .train import fit
+    from .train import stored_config
 
+    if args.resume and args.out and (Path(args.out) / "config.json").exists() and not args.config:
+        # --resume alone: the run's own stored config; flags given now override it (e.g. --iters)
+        stored = stored_config(args.out)
+        if stored.task != args.task:
+            raise PosencError(f"{args.out} holds a {stored.task!r} run; use `posenc resume {args.out}`")
+        args.config_obj = stored
     cfg = _fit_config_from_args(args)
     default_name = {"image": "astronaut", "signal1d": "signal1d", "silhouette": "star", "sdf": "torus", "occupancy": "torus"}.get(cfg.task, cfg.task)
     out = Path(args.out or f"runs/{Path(cfg.data.path).stem or default_name}-{cfg.method.replace(':', '_')}")
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
+    return _run_fit(cfg, out, not args.quiet, args.resume, args.force)
+
+
+def _run_fit(cfg: FitConfig, out: Path, progress: bool, resume: bool, force: bool) -> int:
+    from .train import fit
+
     try:
-        metrics = fit(cfg, out, progress=not args.quiet, resume=args.resume)
+        metrics = fit(cfg, out, progress=progress, resume=resume, force=force)
     except KeyboardInterrupt:
-        print(f"posenc: interrupted; checkpoint and metrics so far saved in {out} (resume with --resume)", file=sys.stderr)
+        print(f"posenc: interrupted; checkpoint and metrics so far saved in {out} (continue with `posenc resume {out}`)",
+              file=sys.stderr)
         return 130
     held, ssim, psnr = metrics.get("psnr_heldout"), metrics.get("ssim"), metrics.get("psnr")
     parts = [f"psnr {psnr:.2f} dB" if psnr is not None else "", f"held-out {held:.2f} dB" if held is not None else "",
@@ -179,6 +194,18 @@ def _cmd_fit(args: argparse.Namespace) -> int:
              f"{metrics['params']:,} params", f"{metrics['seconds']:.1f} s"]
     print(f"{out}: " + ", ".join(p for p in parts if p))
     return 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    """``posenc resume RUN``: continue a run from its own stored config; ``--iters`` may extend it,
+    ``--threads`` / ``--device`` may change."""
+    from .train import stored_config
+
+    run = Path(args.run)
+    stored = stored_config(run)
+    overrides = {f"train.{k}": v for k, v in (("iters", args.iters), ("threads", args.threads), ("device", args.device)) if v is not None}
+    cfg = resolve_config(stored, overrides=overrides)
+    return _run_fit(cfg, run, not args.quiet, True, False)
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -361,7 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
         tp.add_argument("--out", default=None, help="output folder (default runs/<input>-<method>)")
         tp.add_argument("--config", default=None, help="start from a config.json / .yaml (flags override it)")
         tp.add_argument("--method", default=None, help="a method name with optional settings, e.g. gaussian:sigma=12, siren, sape+gaussian")
-        tp.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+        tp.add_argument("--resume", action="store_true", help="continue the interrupted run in --out (its own settings; "
+                        "flags given now override them, e.g. a larger --iters)")
+        tp.add_argument("--force", action="store_true", help="overwrite a run already in --out")
         tp.add_argument("--quiet", action="store_true", help="no progress bar")
         tp.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
         resolved = resolve_config(task)
@@ -373,6 +402,14 @@ def build_parser() -> argparse.ArgumentParser:
         taken |= {"out", "config", "method", "resume", "quiet", "encoding", "progressive"}
         _add_encoding_flags(tp, taken, task)
         tp.set_defaults(func=_cmd_fit)
+
+    resume = sub.add_parser("resume", help="continue an interrupted run from its own stored settings")
+    resume.add_argument("run", help="run folder (with checkpoint.safetensors)")
+    resume.add_argument("--iters", type=int, default=None, help="a new, larger iteration budget")
+    resume.add_argument("--threads", type=int, default=None)
+    resume.add_argument("--device", default=None)
+    resume.add_argument("--quiet", action="store_true")
+    resume.set_defaults(func=_cmd_resume)
 
     render = sub.add_parser("render", help="render a saved image model at any size")
     render.add_argument("run", help="run folder (or model.safetensors)")

@@ -58,6 +58,7 @@ class TrainConfig:
     threads: int | None = None
     device: str | None = None
     checkpoint_every: int | None = None
+    checkpoint_seconds: float | None = None  # also checkpoint after this much wall time (0 = only by steps)
     frames: int | None = None
     lr_schedule: str | None = None  # "constant" or "cosine": lr decays to lr_final_ratio * lr by the last step
     lr_final_ratio: float | None = None
@@ -129,7 +130,7 @@ TASK_DIMS: dict[str, tuple[int, int]] = {"image": (2, 3), "signal1d": (1, 1), "s
 # every network and training default, in one place (a task may override them in TASK_DEFAULTS)
 BASE_DEFAULTS: dict[str, dict[str, Any]] = {
     "network": {"type": "mlp", "width": 256, "depth": 3, "activation": "relu", "output": "none", "omega0": 30.0},
-    "train": {"iters": 2000, "lr": 1e-3, "seed": 0, "threads": 0, "device": "cpu", "checkpoint_every": 500, "frames": 0,
+    "train": {"iters": 2000, "lr": 1e-3, "seed": 0, "threads": 0, "device": "cpu", "checkpoint_every": 500, "checkpoint_seconds": 60.0, "frames": 0,
               "lr_schedule": "constant", "lr_final_ratio": 0.1, "max_memory": None},
 }
 

@@ -130,6 +130,11 @@ class Progression(nn.Module):
     def _reanchor(self) -> None:
         """Called before the budget changes, so the ramp continues from where it is."""
 
+    def rebase(self) -> None:
+        """Continue the ramp from the current state at the current budget's speed (after loading a
+        checkpoint made with another budget)."""
+        self._reanchor()
+
     @property
     def active(self) -> bool:
         return self.n > 0

@@ -8,7 +8,9 @@ Pieces: :func:`train_loop` (the steps), :class:`Checkpoint` (save / resume), :fu
 from __future__ import annotations
 
 import math
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -23,8 +25,9 @@ from .networks import Field, param_groups
 from .runtime import resolve_device, seed_everything, set_threads, tune_allocator
 from .tasks import Task, make_task
 
-MODEL_FILE = "model.safetensors"
-CHECKPOINT_FILE = "checkpoint.safetensors"
+from .runs import CHECKPOINT_FILE, MODEL_FILE, RESUMABLE_CHANGES, RunLock, config_differences, prepare_folder, remove_temporaries, state
+
+
 
 
 def validate(cfg: FitConfig) -> None:
@@ -236,16 +239,28 @@ class Trainer:
         save(self.field, self.out / CHECKPOINT_FILE, self.cfg.to_dict(), extra, task_info=self.task.info())
 
     def resume(self) -> bool:
-        """Continue from ``checkpoint.safetensors`` if present and made with the same config."""
+        """Continue from ``checkpoint.safetensors``. The config must be the checkpoint's, except for
+        settings that do not change what is computed (threads, device, checkpointing, memory budget)
+        and ``iters``, which may grow; any other difference is refused, naming the setting."""
         path = self.out / CHECKPOINT_FILE
         if not path.exists():
-            return False
+            raise PosencError(f"nothing to resume in {self.out}: no {CHECKPOINT_FILE} (the run finished, or never started)")
         tensors, info = read_model(path)
-        if resolve_config(FitConfig.from_dict(info.get("run", {}))).to_dict() != self.cfg.to_dict():
-            raise PosencError(f"cannot resume: {path} was made with a different config (use a new --out)")
+        stored = resolve_config(FitConfig.from_dict(info.get("run", {}))).to_dict()
+        blocking = [d for d in config_differences(stored, self.cfg.to_dict()) if d[0] not in RESUMABLE_CHANGES]
+        if blocking:
+            key, was, now = blocking[0]
+            more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
+            raise PosencError(f"cannot resume {self.out}: {key} is {now!r} now but {was!r} in its checkpoint{more}; "
+                              "resume with the run's own settings (posenc resume RUN), or use a new --out")
+        start = int(tensors["trainer.iteration"])
+        if self.cfg.train.iters < start:
+            raise PosencError(f"cannot resume {self.out} with --iters {self.cfg.train.iters}: it has already trained {start} iterations")
         load_state(self.field, tensors, path)
         _restore_optimizer(self.opt, tensors)
-        self.start = int(tensors["trainer.iteration"])
+        if self.policy is not None and stored["train"]["iters"] != self.cfg.train.iters:
+            self.policy.rebase()  # a longer budget: the ramp continues from where it is, at the new speed
+        self.start = start
         self.seconds_before = float(tensors["trainer.seconds"])
         if "trainer.generator" in tensors:
             self.gen.set_state(tensors["trainer.generator"])
@@ -275,6 +290,14 @@ class Trainer:
         bar = tqdm(total=cfg.iters, initial=self.start, disable=not self.progress, desc="fit", unit="it", dynamic_ncols=True)
         it = self.start
         base_lrs = [g["lr"] for g in self.opt.param_groups]
+        last_save = time.monotonic()
+        # Ctrl-C and SIGTERM end the run at the next step boundary, so the checkpoint is a consistent
+        # state (the step either happened or did not) and resuming it is exact
+        stop: list[int] = []
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                handlers[sig] = signal.signal(sig, lambda signum, frame: stop.append(signum))
         try:
             for it in range(self.start, cfg.iters):
                 scale = lr_scale(cfg, it)
@@ -289,21 +312,40 @@ class Trainer:
                     policy.update(per_sample.detach())
                 if self.frame_at and it + 1 in self.frame_at:
                     self._snapshot(it + 1)
+                value = float(loss.detach())
+                if not math.isfinite(value):  # checked every step: the last checkpoint stays the last good one
+                    kept = self.out / CHECKPOINT_FILE
+                    raise PosencError(f"training diverged at iteration {it} (loss {value}); "
+                                      f"{'the last good checkpoint is kept in ' + str(kept) if kept.exists() else 'nothing was saved'}"
+                                      "; try a smaller lr")
                 if it % 25 == 0 or it == cfg.iters - 1:
-                    value = float(loss.detach())
-                    if not math.isfinite(value):
-                        raise PosencError(f"training diverged at iteration {it} (loss {value}); try a smaller lr")
                     self.history.append((it + 1, value, round(self.seconds_before + time.perf_counter() - t0, 3)))
                     bar.set_postfix({k: f"{v:.4g}" for k, v in self.task.progress_metrics(value).items()}, refresh=False)
                 bar.update(1)
-                if cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0 and it + 1 < cfg.iters:
+                if stop and it + 1 < cfg.iters:
+                    bar.close()
+                    seconds = self.seconds_before + time.perf_counter() - t0
+                    self._checkpoint(it + 1, seconds)
+                    self.finish(seconds, iterations=it + 1, interrupted=True)
+                    raise KeyboardInterrupt
+                by_steps = cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0
+                by_time = cfg.checkpoint_seconds and time.monotonic() - last_save >= cfg.checkpoint_seconds
+                if (by_steps or by_time) and it + 1 < cfg.iters:
                     self._checkpoint(it + 1, self.seconds_before + time.perf_counter() - t0)
+                    last_save = time.monotonic()
         except KeyboardInterrupt:
+            if stop:  # already checkpointed at a step boundary above
+                raise
+            # raised inside a step (not through the handler): that step is discarded; the state is the
+            # one after step it - 1 as long as the interrupt came before the optimiser step
             bar.close()
             seconds = self.seconds_before + time.perf_counter() - t0
             self._checkpoint(it, seconds)
             self.finish(seconds, iterations=it, interrupted=True)
             raise
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
         bar.close()
         return self.seconds_before + time.perf_counter() - t0
 
@@ -348,17 +390,44 @@ class Trainer:
         atomic_write_json(self.out / "metrics.json", metrics)
         return metrics
 
-    def run(self, resume: bool = False) -> dict[str, Any]:
-        self.out.mkdir(parents=True, exist_ok=True)
-        save_config(self.cfg, self.out / "config.json")
-        if resume:
-            self.resume()
-        seconds = self.train()
-        metrics = self.finish(seconds)
-        (self.out / CHECKPOINT_FILE).unlink(missing_ok=True)
+    def run(self, resume: bool = False, force: bool = False) -> dict[str, Any]:
+        """Train and write the run, holding the folder's lock. A folder with a finished or an
+        interrupted run is not overwritten unless ``force``; ``resume`` continues its checkpoint."""
+        prepare_folder(self.out)
+        with RunLock(self.out):
+            remove_temporaries(self.out)
+            found = state(self.out)
+            if resume:
+                self.resume()
+            elif found != "empty" and not force:
+                hint = "continue it with `posenc resume RUN` (or --resume)" if found == "interrupted" else "use another --out"
+                raise PosencError(f"{self.out} holds {'an interrupted' if found == 'interrupted' else 'a finished'} run; "
+                                  f"{hint}, or --force to overwrite it")
+            elif force:
+                (self.out / CHECKPOINT_FILE).unlink(missing_ok=True)
+            save_config(self.cfg, self.out / "config.json")
+            seconds = self.train()
+            metrics = self.finish(seconds)
+            (self.out / CHECKPOINT_FILE).unlink(missing_ok=True)
         return metrics
 
 
-def fit(cfg: FitConfig, out_dir: str | Path, progress: bool = True, resume: bool = False) -> dict[str, Any]:
-    """Fit ``cfg`` (resolved first) and write its outputs into ``out_dir``; returns the metrics."""
-    return Trainer(cfg, out_dir, progress=progress).run(resume=resume)
+def fit(cfg: FitConfig, out_dir: str | Path, progress: bool = True, resume: bool = False, force: bool = False) -> dict[str, Any]:
+    """Fit ``cfg`` (resolved first) and write its outputs into ``out_dir``; returns the metrics.
+
+    ``resume`` continues an interrupted run from its checkpoint; ``force`` overwrites a run already
+    in ``out_dir`` (without it, that is an error)."""
+    return Trainer(cfg, out_dir, progress=progress).run(resume=resume, force=force)
+
+
+def stored_config(run: str | Path) -> FitConfig:
+    """The config a run folder was made with (its checkpoint's, else its ``config.json``)."""
+    from .config import read_config_file
+
+    run = Path(run)
+    if (run / CHECKPOINT_FILE).exists():
+        _, info = read_model(run / CHECKPOINT_FILE)
+        return FitConfig.from_dict(info.get("run", {}))
+    if (run / "config.json").exists():
+        return FitConfig.from_dict(read_config_file(run / "config.json"))
+    raise PosencError(f"{run} is not a run folder (no checkpoint or config.json)")

@@ -95,7 +95,7 @@ def run_dir_name(method: str, seed: int) -> str:
     return slug(method) + (f"_seed{seed}" if seed else "")
 
 
-_NOT_RESULTS = {"threads", "device", "checkpoint_every", "frames", "max_memory"}  # settings that do not change a result
+_NOT_RESULTS = {"threads", "device", "checkpoint_every", "checkpoint_seconds", "frames", "max_memory"}  # settings that do not change a result
 
 
 def config_digest(config: dict[str, Any]) -> str:
@@ -124,7 +124,7 @@ def _one(job: dict[str, Any]) -> dict[str, Any]:
     cfg = FitConfig.from_dict(job["config"])
     # a fit cut short (Ctrl-C, a killed bench) continues from its checkpoint if that has this config
     resume = checkpoint_matches(job["out"], cfg)
-    metrics = fit(cfg, job["out"], progress=False, resume=resume)
+    metrics = fit(cfg, job["out"], progress=False, resume=resume, force=not resume)  # the bench owns its run folders
     metrics.pop("loss_history", None)
     return metrics
 

@@ -49,7 +49,7 @@ def run_signal_bench(bc: SignalBenchConfig, progress: bool = True) -> Path:
         key = f"{m}|{digest}"  # the full config: a changed default is a new run
         if key in done:
             continue
-        metrics = fit(cfg, out / "runs" / f"{slug(m)}-seed{seed}", progress=False)
+        metrics = fit(cfg, out / "runs" / f"{slug(m)}-seed{seed}", progress=False, force=True)
         metrics.pop("loss_history", None)
         append_jsonl(out / "results.jsonl", {"key": key, "method": m, "seed": seed, "config": cfg.to_dict(), "metrics": metrics})
     _report(out, bc)
