@@ -42,12 +42,12 @@ def main() -> int:
             runs[key].append(run_perf(tree, args.threads, args.steps))
             print(f"round {r + 1}/{args.rounds}: {key} done", file=sys.stderr)
     names = [row["name"] for row in runs["b"][0]["rows"]]
-    lines = [f"# Step time, before (A) and after (B), interleaved in one run", "",
+    lines = ["# Step time, before (A) and after (B), interleaved in one run", "",
              f"Made by: `python benchmarks/perf_versions.py {args.a} {args.b} --rounds {args.rounds} --threads {args.threads} "
              f"--steps {args.steps} --out {args.out}`; A = `{_commit(args.a)}`, B = `{_commit(args.b)}`.", "",
              "Each round runs `posenc bench perf` of A, then of B, in separate processes; a cell is the median over rounds. "
              "B/A < 1: B is faster.", "",
-             f"Matmul peak per round (A / B): " + ", ".join(f"{a['matmul_peak_gflops']:.0f} / {b['matmul_peak_gflops']:.0f}"
+             "Matmul peak per round (A / B): " + ", ".join(f"{a['matmul_peak_gflops']:.0f} / {b['matmul_peak_gflops']:.0f}"
                                                             for a, b in zip(runs["a"], runs["b"])) + " GFLOP/s", "",
              "| config | A step (ms) | B step (ms) | B / A per round | B / A (median) |", "|---|---|---|---|---|"]
     for name in names:
