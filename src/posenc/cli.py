@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from .config import TASK_CONFIGS, TASK_DEFAULTS, TASK_DIMS, FitConfig, NetworkConfig, TrainConfig, read_config_file, resolve_config, task_policy_defaults
 from .encodings import encoding_class, encoding_names
 from .errors import PosencError
+from .io import MESH_SUFFIXES, check_output_file
 from .methods import PRESET_DESCRIPTIONS, PREFIX_DESCRIPTIONS, parse_method
 from .progressive import POLICIES as POLICY_CLASSES
 from .progressive import policy_parameters
@@ -226,6 +227,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from .tasks.image import render_image
     from .train import load_model
 
+    check_output_file(args.out, (".png",))
     tune_allocator()
     set_threads(args.threads)
     field, cfg, info = load_model(args.run, device=args.device)
@@ -243,7 +245,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
             raise PosencError(f"--size {w}x{h} has another aspect than the fitted {fit_w}x{fit_h}; use --scale, or e.g. "
                               f"--size {w}x{round(w * fit_h / fit_w)}")
     else:
-        scale = args.scale or 1.0
+        scale = 1.0 if args.scale is None else args.scale
         if not scale > 0:
             raise PosencError(f"--scale must be positive, got {scale}")
         w, h = max(1, round(fit_w * scale)), max(1, round(fit_h * scale))
@@ -267,6 +269,7 @@ def _cmd_mesh(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     if args.res < 8 or args.res > 1024:
         raise PosencError(f"res must be between 8 and 1024, got {args.res}")
+    check_output_file(args.out, MESH_SUFFIXES)
     field, cfg, _ = load_model(args.run, device=args.device)
     if cfg.task not in ("sdf", "occupancy"):
         raise PosencError(f"mesh needs a 3-D model (sdf or occupancy); {args.run} holds a {cfg.task!r} model")
@@ -312,6 +315,9 @@ def _cmd_viz_fourier(args: argparse.Namespace) -> int:
 
     if args.features <= 0 or args.features > 200:
         raise PosencError(f"features must be between 1 and 200, got {args.features}")
+    if not 8 <= args.size <= 1024:
+        raise PosencError(f"size must be between 8 and 1024 pixels, got {args.size}")
+    check_output_file(args.out, (".png",))
     enc = GaussianFourierFeatures(2, sigma=args.sigma, features=args.features, seed=args.seed)
     save_image(args.out, fourier_basis_figure(enc.B.numpy(), size=args.size))
     print(f"wrote {args.out}")

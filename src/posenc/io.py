@@ -73,6 +73,24 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def check_output_file(path: str | Path, suffixes: tuple[str, ...], what: str = "--out") -> Path:
+    """Refuse an output path that is a folder, lies under a file, is not writable or has an extension
+    the writer cannot produce, before any work is done."""
+    path = Path(path)
+    if path.is_dir():
+        raise PosencError(f"{what} {path} is a folder; give a file name ending in {' or '.join(suffixes)}")
+    if path.suffix.lower() not in suffixes:
+        raise PosencError(f"{what} {path}: unsupported file extension {path.suffix or '(none)'!r}; use {' or '.join(suffixes)}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise PosencError(f"{what} {path}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise PosencError(f"{what} {path}: {parent} is not writable")
+            break
+    return path
+
+
 def save_image(path: str | Path, array: np.ndarray) -> None:
     """Save a float image in [0, 1] (H, W[, C]) or a uint8 image as PNG, atomically."""
     from PIL import Image
@@ -167,7 +185,11 @@ def fitted_size(width: int, height: int, res: int | str | None) -> tuple[int, in
     if isinstance(res, bool) or not isinstance(res, int) or res < 2:
         raise PosencError(f"res must be 'native' or a longest side of at least 2 pixels, got {res!r}")
     scale = res / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
+    size = max(1, round(width * scale)), max(1, round(height * scale))
+    if size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise PosencError(f"res {res} would make a {size[0]}x{size[1]} image ({size[0] * size[1] / 1e6:.0f} MP), above the "
+                          f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP posenc fits; lower --res")
+    return size
 
 
 def prepare_image(img: "Image.Image", res: int | str | None, crop: str = "none") -> np.ndarray:
@@ -234,6 +256,15 @@ def load_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise PosencError(f"{path} has no triangles (empty or not a triangle mesh)")
     if not np.isfinite(verts).all():
         raise PosencError(f"{path} has non-finite vertex coordinates")
+    if faces.min() < 0 or faces.max() >= len(verts):
+        raise PosencError(f"{path} has faces that refer to missing vertices")
+    extent = verts.max(0) - verts.min(0)
+    tri = verts[faces]
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1).sum()
+    scale = float(extent.max())
+    if scale <= 0 or area <= 1e-12 * scale**2 or extent.min() <= 1e-9 * scale:
+        raise PosencError(f"{path} is degenerate: its triangles have no area or it is flat (extent {np.round(extent, 6).tolist()}); "
+                          "a shape needs a surface that encloses a volume")
     return verts, faces
 
 

@@ -29,6 +29,20 @@ def output_activation(x: torch.Tensor, output: str) -> torch.Tensor:
     return x
 
 
+MAX_DEPTH = 256
+MAX_NETWORK_PARAMS = 1 << 28  # 1 GB of float32 weights (4 GB with gradients and Adam's moments)
+
+
+def check_network_size(in_dim: int, out_dim: int, width: int, depth: int) -> None:
+    """Refuse a network too large to train here before any weight is allocated."""
+    if depth > MAX_DEPTH:
+        raise PosencError(f"network depth must be at most {MAX_DEPTH}, got {depth}")
+    params = (in_dim + 1) * width + (depth - 1) * (width + 1) * width + (width + 1) * out_dim if depth else (in_dim + 1) * out_dim
+    if params > MAX_NETWORK_PARAMS:
+        raise PosencError(f"a network of width {width} and depth {depth} on {in_dim} inputs has {params:,} weights, above the "
+                          f"{MAX_NETWORK_PARAMS:,} posenc trains; lower width, depth or the encoding's size")
+
+
 def _check_output(output: str) -> None:
     if output not in OUTPUTS:
         raise PosencError(f"unknown output activation {output!r}; valid: {', '.join(OUTPUTS)}")
@@ -49,6 +63,7 @@ class MLP(nn.Module):
         _check_output(output)
         if width <= 0 or depth < 0:
             raise PosencError(f"network width must be positive and depth non-negative, got width={width} depth={depth}")
+        check_network_size(in_dim, out_dim, width, depth)
         dims = [in_dim] + [width] * depth + [out_dim]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.act = nn.ReLU(inplace=True) if activation == "relu" else nn.LeakyReLU(0.01, inplace=True)
@@ -104,6 +119,7 @@ class Siren(nn.Module):
         super().__init__()
         if depth < 1 or width <= 0:
             raise PosencError(f"a SIREN needs depth >= 1 and width > 0, got depth={depth} width={width}")
+        check_network_size(in_dim, out_dim, width, depth)
         if omega_0 <= 0:
             raise PosencError(f"omega0 must be positive, got {omega_0}")
         _check_output(output)

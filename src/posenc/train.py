@@ -25,18 +25,23 @@ from .networks import Field, param_groups
 from .runtime import resolve_device, seed_everything, set_threads, tune_allocator
 from .tasks import Task, make_task
 
-from .runs import CHECKPOINT_FILE, MODEL_FILE, RESUMABLE_CHANGES, RunLock, config_differences, prepare_folder, remove_temporaries, state
+from .runs import CHECKPOINT_FILE, LOCK_FILE, MODEL_FILE, RESUMABLE_CHANGES, RunLock, config_differences, prepare_folder, remove_temporaries, state
 
 
+
+
+MAX_ITERS = 100_000_000
 
 
 def validate(cfg: FitConfig) -> None:
     """Reject settings that cannot run, with a message naming the setting."""
     t = cfg.train
-    if t.iters <= 0:
-        raise PosencError(f"iters must be a positive number of iterations, got {t.iters}")
-    if not (t.lr > 0 and math.isfinite(t.lr)):
-        raise PosencError(f"lr must be positive, got {t.lr}")
+    if not 0 < t.iters <= MAX_ITERS:
+        raise PosencError(f"iters must be between 1 and {MAX_ITERS:,}, got {t.iters}")
+    if not (0 < t.lr <= 1 and math.isfinite(t.lr)):
+        raise PosencError(f"lr must be in (0, 1] (Adam steps of more than 1 diverge), got {t.lr}")
+    if not t.max_memory > 0:
+        raise PosencError(f"max_memory must be a positive number of GB, got {t.max_memory}")
     if t.threads < 0:
         raise PosencError(f"threads must be >= 0 (0 = default), got {t.threads}")
     if t.checkpoint_every < 0:
@@ -202,11 +207,14 @@ class Trainer:
         self.field = build_field(cfg).to(self.device)
         self.opt = torch.optim.Adam(param_groups(self.field, cfg.train.lr))
         self.gen = torch.Generator().manual_seed(cfg.train.seed)  # mini-batch draws (checkpointed)
+        x, y = self.task.train_data()
+        self.x, self.y = x.to(self.device), y.to(self.device)
+        # full batch or mini-batches, decided (and refused when nothing fits) before anything is written
+        self.batching: dict[str, Any] = plan_batch(self.field, self.task, x.shape[0], cfg.train.max_memory)
         self.start = 0
         self.seconds_before = 0.0
         self.history: list[tuple[int, float, float]] = []  # (iteration, training loss, seconds)
         self.encoding_fit: dict[str, float] | None = None
-        self.batching: dict[str, Any] | None = None
         self.calibration_mse: float | None = None
         k = cfg.train.frames
         self.frame_at = {max(1, round(cfg.train.iters * (i + 1) / k)) for i in range(k)} if k > 0 else set()
@@ -272,15 +280,13 @@ class Trainer:
         from tqdm import tqdm
 
         cfg = self.cfg.train
-        x, y = self.task.train_data()
-        x, y = x.to(self.device), y.to(self.device)
+        x, y = self.x, self.y
         field = self.field.train()
         t0 = time.perf_counter()  # the fit's time includes fitting the encoding and calibration
         if self.start == 0:
             # data-dependent encodings (learned_rbf) fit themselves to the training samples first
             self.encoding_fit = field.base_encoding.fit_to_data(x, y)
             self.calibration_mse = calibrate(field, self.task, self.device)
-        self.batching = plan_batch(field, self.task, x.shape[0], cfg.max_memory)
         if self.progress and self.batching["estimated_step_gb"] >= 1.0:
             b = self.batching
             print(f"posenc: {b['mode']} batch of {b['batch']:,} of {b['samples']:,} samples; estimated step memory "
@@ -393,7 +399,16 @@ class Trainer:
     def run(self, resume: bool = False, force: bool = False) -> dict[str, Any]:
         """Train and write the run, holding the folder's lock. A folder with a finished or an
         interrupted run is not overwritten unless ``force``; ``resume`` continues its checkpoint."""
+        created = not self.out.exists()
         prepare_folder(self.out)
+        try:
+            return self._run_locked(resume, force)
+        finally:
+            if created and [p.name for p in self.out.iterdir()] in ([], [LOCK_FILE]):  # refused before any output
+                (self.out / LOCK_FILE).unlink(missing_ok=True)
+                self.out.rmdir()
+
+    def _run_locked(self, resume: bool, force: bool) -> dict[str, Any]:
         with RunLock(self.out):
             remove_temporaries(self.out)
             found = state(self.out)

@@ -262,6 +262,18 @@ def build_encoding(config: dict[str, Any], in_dim: int) -> Encoding:
     return encoding_class(name)(in_dim, **config)
 
 
+# the most floats one encoding may allocate for its tables / frequencies: 2^28 (1 GB in float32, 4 GB
+# with Adam's moments and the gradient); anything larger is refused before it is allocated
+MAX_ENCODING_FLOATS = 1 << 28
+
+
+def check_allocation(owner: str, floats: int, hint: str) -> None:
+    """Refuse an encoding whose tensors would hold more than MAX_ENCODING_FLOATS numbers, naming what to lower."""
+    if floats > MAX_ENCODING_FLOATS:
+        raise PosencError(f"{owner} would hold {floats:,} numbers ({4 * floats / 1e9:.1f} GB), above the "
+                          f"{MAX_ENCODING_FLOATS:,} an encoding may have; lower {hint}")
+
+
 def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
     if value is None or value < 0 or (value == 0 and not allow_zero) or value != value:
         raise PosencError(f"{name} must be {'non-negative' if allow_zero else 'positive'}, got {value}")

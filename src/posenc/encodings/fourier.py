@@ -7,7 +7,7 @@ import math
 import torch
 
 from ..errors import PosencError
-from .base import Band, Encoding, check_positive, register
+from .base import Band, Encoding, check_allocation, check_positive, register
 
 TWO_PI = 2.0 * math.pi
 SAMPLINGS = ("isotropic", "radial")
@@ -67,6 +67,7 @@ class PositionalEncoding(Encoding):
         super().__init__(in_dim, include_input)
         check_positive("frequencies", frequencies)
         check_positive("max_freq", max_freq)
+        check_allocation("positional", frequencies * in_dim * 64, "frequencies")  # the network's first layer grows with it
         if frequencies == 1:
             freqs = torch.tensor([float(max_freq)])
         else:
@@ -109,6 +110,7 @@ class GaussianFourierFeatures(Encoding):
         super().__init__(in_dim, include_input)
         check_positive("sigma", sigma)
         check_positive("features", features)
+        check_allocation("gaussian", features * max(in_dim, 64), "features")  # B, and the network's first layer
         if sampling not in SAMPLINGS:
             raise PosencError(f"unknown sampling {sampling!r}; valid: {', '.join(SAMPLINGS)}")
         gen = torch.Generator().manual_seed(int(seed))

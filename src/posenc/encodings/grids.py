@@ -26,7 +26,7 @@ from torch import nn
 
 from ..errors import PosencError
 from ..grid import corner_coordinates, flat_index, interpolate
-from .base import Encoding, check_positive, register
+from .base import Encoding, check_allocation, check_positive, register
 
 # instant-NGP / tiny-cuda-nn primes; the 4th is tiny-cuda-nn's, for (x, y, z, t) fields
 PRIMES = (1, 2654435761, 805459861, 3674653429)
@@ -62,6 +62,10 @@ class _GridEncoding(Encoding):
 
     def _setup(self, resolutions: list[int], features: int, table_size: int | None) -> None:
         check_positive("features", features)
+        for res in resolutions:
+            check_positive("resolution", res)
+        total = sum(min((res + 1) ** self.in_dim, table_size or (res + 1) ** self.in_dim) for res in resolutions) * features
+        check_allocation(self.type_name, total, "the resolution, the table size or the number of levels")
         self.resolutions = resolutions
         self.features = features
         self.hashed: list[bool] = []
@@ -147,6 +151,8 @@ class HashGridEncoding(_GridEncoding):
         _check_levels(levels, base_res, max_res)
         if not 4 <= log2_table <= 26:
             raise PosencError(f"log2_table must be between 4 and 26, got {log2_table}")
+        if levels > 64:
+            raise PosencError(f"levels must be between 1 and 64, got {levels}")
         self._setup(level_resolutions(levels, base_res, max_res), int(features_per_level), 2 ** int(log2_table))
 
 

@@ -42,7 +42,7 @@ import torch
 
 from ..errors import PosencError
 from ..grid import box_smooth, fill_unvisited, multilinear_weights
-from .base import Encoding, check_positive, register
+from .base import Encoding, check_allocation, check_positive, register
 
 
 def rbf_embed(x: torch.Tensor, sigma: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
@@ -149,6 +149,7 @@ class LearnedRBFEmbedding(Encoding):
                  sigma: float = 0.0, seed: int = 0, include_input: bool = False) -> None:
         super().__init__(in_dim, include_input)
         check_positive("centres", centres)
+        check_allocation("learned_rbf", centres * in_dim * 64, "centres")
         check_positive("knn", knn)
         if mode not in ("poly", "exact"):
             raise PosencError(f"mode must be 'poly' (scalable) or 'exact' (whole set, <= {MAX_EXACT_POINTS} points), got {mode!r}")

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..errors import PosencError
 from ..grid import AxisPlan, interpolate, multilinear_weights
-from .base import Encoding, check_positive, register
+from .base import Encoding, check_allocation, check_positive, register
 from .fourier import GaussianFourierFeatures, PositionalEncoding
 
 FREQS = ("loglinear", "gaussian")
@@ -44,6 +44,8 @@ class _ModulatedFourier(Encoding):
         check_positive("bands", bands)
         for r in resolutions:
             check_positive("grid", r)
+        channels = 2 * bands * (self.in_dim if freqs == "loglinear" else 1)
+        check_allocation(self.type_name, sum((r + 1) ** self.in_dim for r in resolutions) * channels, "grid or bands")
         if freqs == "loglinear":
             self.fourier: Encoding = PositionalEncoding(self.in_dim, frequencies=bands, max_freq=max_freq)
         else:

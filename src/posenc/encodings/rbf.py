@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .base import Encoding, check_positive, register
+from .base import Encoding, check_allocation, check_positive, register
 
 
 @register("rbf_grid")
@@ -35,6 +35,7 @@ class RBFGridEncoding(Encoding):
         check_positive("sigma", sigma)
         check_positive("features", features)
         check_positive("width", width)
+        check_allocation("rbf_grid", features * max(in_dim, 64), "features")
         gen = torch.Generator().manual_seed(int(seed))
         step = math.sqrt(3.0) * sigma / features
         freqs = (torch.arange(features, dtype=torch.float64) + 0.5) * step

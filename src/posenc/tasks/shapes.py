@@ -179,9 +179,9 @@ class ShapeTask(Task):
     def __init__(self, cfg: ShapeConfig, kind: str) -> None:
         if kind not in ("sdf", "occupancy"):
             raise PosencError(f"unknown shape task {kind!r}")
-        for key in ("samples", "batch", "eval_points", "mc_res", "chamfer_points"):
-            if getattr(cfg, key) < 8:
-                raise PosencError(f"{key} must be at least 8, got {getattr(cfg, key)}")
+        for key, top in (("samples", 10**8), ("batch", 10**7), ("eval_points", 10**8), ("mc_res", 1024), ("chamfer_points", 10**7)):
+            if not 8 <= getattr(cfg, key) <= top:
+                raise PosencError(f"{key} must be between 8 and {top:,}, got {getattr(cfg, key)}")
         if not (cfg.eikonal >= 0 and cfg.eikonal == cfg.eikonal):
             raise PosencError(f"eikonal must be a weight >= 0, got {cfg.eikonal}")
         if cfg.eikonal and kind != "sdf":

@@ -39,6 +39,8 @@ def load_signal(path: str | Path) -> np.ndarray:
         except (ValueError, OSError) as exc:
             raise PosencError(f"cannot read {path} as a .npy array: {exc}".splitlines()[0]) from None
         values = np.asarray(values)
+        if np.iscomplexobj(values):
+            raise PosencError(f"{path} holds complex values; save the real part (or the magnitude) as a real array")
         if values.ndim == 2 and 1 in values.shape:
             values = values.reshape(-1)
         if values.ndim != 1:
@@ -50,6 +52,8 @@ def load_signal(path: str | Path) -> np.ndarray:
                 for row in csv.reader(fh):
                     if not row or not row[0].strip():
                         continue
+                    if len([c for c in row if c.strip()]) > 1 and rows:
+                        raise PosencError(f"{path} has {len(row)} columns; a signal is one column of numbers")
                     try:
                         rows.append(float(row[0]))
                     except ValueError:
@@ -57,6 +61,8 @@ def load_signal(path: str | Path) -> np.ndarray:
                             raise PosencError(f"{path}: non-numeric value {row[0]!r} in the first column") from None
         except UnicodeDecodeError:
             raise PosencError(f"{path} is not a text CSV file") from None
+        if not rows:
+            raise PosencError(f"{path}: no numbers in the first column")
         values = np.asarray(rows)
     else:
         raise PosencError(f"signal must be a .npy or .csv file, got {path.name}")
