@@ -63,6 +63,7 @@ def main() -> int:
                 rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
                 wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", proc.stderr).group(1)
                 m = json.loads((run / "metrics.json").read_text())
+                m["seconds"] = json.loads((run / "timing.json").read_text())["seconds"]
                 b = m["batching"]
                 samples = b["batch"] * m["iters"]
                 row = {"method": method, "megapixels": mp, "size": f"{m['width']}x{m['height']}" if "width" in m else "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -157,3 +158,19 @@ def test_method_settings_reach_network_and_training():
     assert cfg.network.output == "wide_sigmoid" and cfg.train.lr_schedule == "cosine" and cfg.train.lr == 2e-3
     assert cfg.encoding["sigma"] == 5
     assert FitConfig.for_task("image").train.lr_schedule == "constant"
+
+
+def test_a_second_bench_process_on_one_folder_is_refused(tmp_path):
+    from posenc.errors import PosencError
+    from posenc.runs import RunLock
+
+    data = tmp_path / "imgs"
+    data.mkdir()
+    Image.fromarray(smooth_test_image(16)).save(data / "im0.png")
+    bc = ImageBenchConfig(data=str(data), methods=["none"], out=str(tmp_path / "out"), res=16, iters=2, threads=1)
+    (tmp_path / "out").mkdir()
+    with RunLock(tmp_path / "out"):
+        with pytest.raises(PosencError, match="being written by another posenc process"):
+            run_image_bench(bc, progress=False)
+    run_image_bench(bc, progress=False)
+    assert len((tmp_path / "out" / "results.jsonl").read_text().splitlines()) == 1

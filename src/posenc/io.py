@@ -313,6 +313,9 @@ def read_model(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
 def load_state(field: torch.nn.Module, tensors: dict[str, torch.Tensor], path: str | Path) -> None:
     """Load the ``field.*`` tensors into ``field``; a missing, extra or misshapen tensor is a PosencError."""
     state = {k[len("field."):]: v for k, v in tensors.items() if k.startswith("field.")}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise PosencError(f"model file {path} has non-finite values in {bad[0]}: it cannot render or evaluate")
     try:
         field.load_state_dict(state)
     except RuntimeError as exc:

@@ -244,6 +244,7 @@ class Trainer:
         extra["trainer.iteration"] = torch.tensor(iteration)
         extra["trainer.seconds"] = torch.tensor(seconds, dtype=torch.float64)
         extra["trainer.generator"] = self.gen.get_state()
+        extra["trainer.history"] = torch.tensor(self.history, dtype=torch.float64).reshape(-1, 3)
         save(self.field, self.out / CHECKPOINT_FILE, self.cfg.to_dict(), extra, task_info=self.task.info())
 
     def resume(self) -> bool:
@@ -262,6 +263,8 @@ class Trainer:
             raise PosencError(f"cannot resume {self.out}: {key} is {now!r} now but {was!r} in its checkpoint{more}; "
                               "resume with the run's own settings (posenc resume RUN), or use a new --out")
         start = int(tensors["trainer.iteration"])
+        if start < 0:
+            raise PosencError(f"cannot resume {self.out}: its checkpoint claims {start} iterations")
         if self.cfg.train.iters < start:
             raise PosencError(f"cannot resume {self.out} with --iters {self.cfg.train.iters}: it has already trained {start} iterations")
         load_state(self.field, tensors, path)
@@ -272,6 +275,8 @@ class Trainer:
         self.seconds_before = float(tensors["trainer.seconds"])
         if "trainer.generator" in tensors:
             self.gen.set_state(tensors["trainer.generator"])
+        if "trainer.history" in tensors:
+            self.history = [(int(it), float(loss), float(sec)) for it, loss, sec in tensors["trainer.history"].tolist()]
         return True
 
     # -- the loop ------------------------------------------------------------------------
@@ -364,13 +369,12 @@ class Trainer:
             {
                 "params": self.field.parameter_counts()["total"],
                 "params_detail": self.field.parameter_counts(),
-                "seconds": round(seconds, 3),
                 "iters": self.cfg.train.iters if iterations is None else iterations,
                 "seed": self.cfg.train.seed,
                 "threads": torch.get_num_threads(),
                 "device": str(self.device),
                 "interrupted": interrupted,
-                "loss_history": self.history,
+                "loss_history": [(it, loss) for it, loss, _ in self.history],
             }
         )
         if self.batching:
@@ -393,8 +397,12 @@ class Trainer:
             self.task.write_frames(self.frames, vmax, self.out)
         self.task.write_outputs(pred, self.out, metrics)
         save(self.field, self.out / MODEL_FILE, self.cfg.to_dict(), task_info=self.task.info())
+        # metrics.json holds what the run computed (identical for the same seed and threads);
+        # wall-clock times go to timing.json
         atomic_write_json(self.out / "metrics.json", metrics)
-        return metrics
+        timing = {"seconds": round(seconds, 3), "history_seconds": [(it, sec) for it, _, sec in self.history]}
+        atomic_write_json(self.out / "timing.json", timing)
+        return {**metrics, "seconds": timing["seconds"]}
 
     def run(self, resume: bool = False, force: bool = False) -> dict[str, Any]:
         """Train and write the run, holding the folder's lock. A folder with a finished or an

@@ -29,10 +29,16 @@ def psnr_vs_time(out: Path, image: str, methods: list[str], seed: int, by: dict[
         path = out / "runs" / image / run_dir_name(m, seed) / "metrics.json"
         if not path.exists():
             continue
-        hist = json.loads(path.read_text()).get("loss_history") or []
-        if len(hist) < 2 or len(hist[0]) < 3:
+        hist = [tuple(h) for h in json.loads(path.read_text()).get("loss_history") or []]
+        timing = path.parent / "timing.json"
+        if timing.exists():
+            clock = {int(it): sec for it, sec in json.loads(timing.read_text()).get("history_seconds", [])}
+        else:  # runs written before timing.json: (iteration, loss, seconds)
+            clock = {int(h[0]): h[2] for h in hist if len(h) == 3}
+        hist = [h for h in hist if int(h[0]) in clock]
+        if len(hist) < 2:
             continue
-        secs = [h[2] for h in hist]
+        secs = [clock[int(h[0])] for h in hist]
         psnr = [-10 * np.log10(max(h[1], 1e-12)) for h in hist]
         ax.plot(secs, psnr, label=m)
         drawn += 1

@@ -182,15 +182,23 @@ def run_bench(bc: BenchConfig, progress: bool = True) -> Path:
                     continue
                 jobs.append({"key": key, "image": img.stem, "method": m, "config": cfg.to_dict(),
                              "out": str(out / "runs" / img.stem / run_dir_name(m, seed))})
-    bar = tqdm(total=len(jobs), desc="bench", unit="fit", disable=not progress)
-    for job, metrics in run_jobs(_one, jobs, bc.workers):
-        append_jsonl(out / "results.jsonl", {"key": job["key"], "image": job["image"], "method": job["method"], "config": job["config"], "metrics": metrics})
-        key = family.columns[bc.task][0][0]
-        bar.set_postfix_str(f"{job['image']} {job['method']} {key} {metrics[key]:.3f}")
-        bar.update(1)
+    from ..runs import RunLock, prepare_folder
+
+    prepare_folder(out)
+    with RunLock(out):  # one benchmark process per results folder: rows are never written twice
+        # rows another process wrote since the check above are not re-run
+        done = {config_digest(r["config"]) for r in read_jsonl(out / "results.jsonl")}
+        jobs = [j for j in jobs if config_digest(j["config"]) not in done]
+        bar = tqdm(total=len(jobs), desc="bench", unit="fit", disable=not progress)
+        for job, metrics in run_jobs(_one, jobs, bc.workers):
+            append_jsonl(out / "results.jsonl", {"key": job["key"], "image": job["image"], "method": job["method"],
+                                                 "config": job["config"], "metrics": metrics})
+            key = family.columns[bc.task][0][0]
+            bar.set_postfix_str(f"{job['image']} {job['method']} {key} {metrics[key]:.3f}")
+            bar.update(1)
+            write_report(out, bc, wanted)
+        bar.close()
         write_report(out, bc, wanted)
-    bar.close()
-    write_report(out, bc, wanted)
     return out
 
 
