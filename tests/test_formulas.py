@@ -220,3 +220,35 @@ def test_sape_minibatch_fit_runs_through_the_trainer(tmp_path):
     metrics = posenc.fit(cfg, tmp_path / "run", progress=False)
     assert metrics["policy"]["type"] == "spatial" and metrics["policy"]["steps"] == 12
     assert metrics["policy"]["mean_level"] > 0
+
+
+def test_ssim_clamps_below_zero_too():
+    rng = np.random.default_rng(2)
+    a = rng.random((16, 16, 3))
+    assert ssim(a - 5.0, a) == pytest.approx(ssim(np.zeros_like(a), a), rel=1e-12)
+
+
+def test_unvisited_cells_take_the_mean_of_their_visited_3x3_neighbours():
+    from posenc.grid import box_smooth, fill_unvisited
+
+    values = torch.zeros(25)
+    visited = torch.zeros(25, dtype=torch.bool)
+    values[6], values[8] = 1.0, 3.0  # cells (1, 1) and (1, 3) of a 5 x 5 grid
+    visited[[6, 8]] = True
+    filled = fill_unvisited(values, visited, 5, 2)
+    assert float(filled[7]) == pytest.approx(2.0)  # (1, 2) sees both
+    assert float(filled[5]) == pytest.approx(1.0) and float(filled[9]) == pytest.approx(3.0)  # one each
+    assert float(filled[6]) == 1.0 and float(filled[8]) == 3.0  # visited cells keep their values
+    # the box filter is a k-tap mean with replicated borders
+    row = torch.tensor([0.0, 0.0, 3.0, 0.0, 0.0])
+    torch.testing.assert_close(box_smooth(row, 5, 1), torch.tensor([0.0, 1.0, 1.0, 1.0, 0.0]))
+    torch.testing.assert_close(box_smooth(row, 5, 1, 5), torch.tensor([0.6, 0.6, 0.6, 0.6, 0.6]))
+
+
+def test_global_early_stop_needs_the_loss_strictly_below_epsilon():
+    enc = build_encoding({"type": "gaussian", "features": 4, "include_input": True}, 2)
+    pol = posenc.GlobalProgression(enc, iters=80, epsilon=0.25)
+    pol.update(torch.tensor([0.25, 0.25]))  # equal: not below, keeps progressing
+    assert not bool(pol.stopped) and float(pol.level) == pytest.approx(1 / 10)
+    pol.update(torch.tensor([0.2, 0.2]))
+    assert bool(pol.stopped)
