@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean bench-perf
+.PHONY: demo test install clean bench-perf mutmut
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ test: $(STAMP)
 
 bench-perf: $(STAMP)
 	$(VENV)/bin/posenc bench perf --threads 2 --out benchmarks/results/perf
+
+# mutation testing of the formula modules (about an hour on 2 cores); results in benchmarks/results/mutmut
+mutmut: $(STAMP)
+	$(PIP) install --quiet mutmut
+	rm -rf mutants
+	OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children 2
+	$(PY) benchmarks/mutmut_summary.py --out benchmarks/results/mutmut
 
 clean:
 	rm -rf $(VENV) demo runs
