@@ -154,6 +154,9 @@ def write_sample_cache(folder: Path, data: dict[str, np.ndarray]) -> None:
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700 folders; a shared cache has the usual permissions
     try:
         hashes = {}
         for name, array in data.items():
