@@ -251,3 +251,16 @@ def test_training_forward_follows_mask_changes_with_reused_buffer():
         assert torch.allclose(seen[-1], expected, atol=1e-6)
         field.policy.update(torch.full((64,), 1.0))
     assert not torch.allclose(seen[0], seen[-1])  # the mask did move
+
+
+def test_bound_learned_encoding_follows_mask_changes():
+    """sape over a learned encoding (LPE): the bound path caches the mask until the policy moves."""
+    torch.manual_seed(0)
+    enc = build_encoding({"type": "lpe", "grid": 4, "bands": 3, "include_input": True}, 2)
+    pol = SpatialProgression(enc, 40, mask_grid=4)
+    x = torch.rand(30, 2)
+    bound = pol.bind(x)
+    for _ in range(5):
+        torch.testing.assert_close(bound(), pol(x))
+        pol.update(torch.ones(30))
+    assert float(pol.level.mean()) > pol.start_level

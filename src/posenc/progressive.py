@@ -196,7 +196,18 @@ class Progression(nn.Module):
             return m if m.dim() == 1 else m.reshape(*lead, self.out_dim)
 
         if not getattr(self.encoding, "fixed", False):
-            return lambda: encode() * bound_mask()
+            # a learned encoding runs every step; its mask (no gradient) only when the policy moved
+            masks: dict[str, Any] = {"version": None, "mask": None}
+
+            def forward_learned() -> torch.Tensor:
+                if masks["version"] != self.version:
+                    with torch.no_grad():
+                        masks["mask"] = bound_mask()
+                    masks["version"] = self.version
+                self._last = plan
+                return encode() * masks["mask"]
+
+            return forward_learned
         cache: dict[str, Any] = {"version": None, "inputs": None}
 
         def forward_fixed() -> torch.Tensor:
