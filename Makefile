@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	# the CPU wheel of torch 2.13.0 that lies on disk; never an unpinned torch (that pulls CUDA)
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet -e '.[test,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,6 +22,10 @@ demo: $(STAMP)
 	@echo "demo: see demo/comparison.png (target | reconstruction | error) and demo/metrics.json"
 
 test: $(STAMP)
+	@# the report test renders report.html in headless Chromium (Debian's package); installed when missing
+	@command -v chromium >/dev/null 2>&1 || (apt-get install -y -q chromium >/dev/null 2>&1 \
+	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) \
+	  || echo "make test: could not install chromium; the report-rendering test will be skipped"
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 bench-perf: $(STAMP)

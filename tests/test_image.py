@@ -297,3 +297,87 @@ def test_run_folders_are_not_overwritten_and_resume_says_what_differs(image_path
     (tmp_path / "file").write_text("x")
     assert main([*base[:-1], str(tmp_path / "file" / "sub")]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_eval_every_reports_the_heldout_figure_without_changing_the_run(image_path, tmp_path):
+    cfg = small_config(image_path, iters=20)
+    cfg.train.eval_every = 10
+    watched = fit(cfg, tmp_path / "watched", progress=False)
+    plain = fit(small_config(image_path, iters=20), tmp_path / "plain", progress=False)
+    from safetensors.torch import load_file
+
+    a, b = load_file(tmp_path / "watched" / "model.safetensors"), load_file(tmp_path / "plain" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # (the stored configs differ by eval_every)
+    (it, figures), = watched["eval_history"]  # iteration 20 is the final evaluation itself
+    assert it == 10 and plain["eval_history"] == []
+    # the figure at iteration 10 is what a 10-iteration run of the same seed ends with
+    short = fit(small_config(image_path, iters=10), tmp_path / "short", progress=False)
+    assert figures["psnr_heldout"] == pytest.approx(short["psnr_heldout"], abs=1e-9)
+    assert figures["psnr"] == pytest.approx(short["psnr"], abs=1e-9)
+
+
+def test_eval_history_survives_an_interrupt(image_path, tmp_path, monkeypatch):
+    cfg = small_config(image_path, iters=30)
+    cfg.train.eval_every = 5
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    calls = {"n": 0}
+    original = trainer.task.loss_per_sample
+
+    def flaky(pred, target):
+        calls["n"] += 1
+        if calls["n"] == 13:
+            raise KeyboardInterrupt
+        return original(pred, target)
+
+    monkeypatch.setattr(trainer.task, "loss_per_sample", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    resumed = Trainer(cfg, tmp_path / "run", progress=False)
+    assert resumed.resume()
+    metrics = resumed.run(resume=True)
+    straight = fit(cfg, tmp_path / "straight", progress=False)
+    assert [it for it, _ in metrics["eval_history"]] == [5, 10, 15, 20, 25]
+    assert metrics["eval_history"] == straight["eval_history"]
+
+
+@pytest.mark.parametrize("blowup", [float("nan"), 1e5])
+def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint(image_path, tmp_path, monkeypatch, blowup):
+    from posenc.errors import PosencError
+
+    cfg = small_config(image_path, iters=60)
+    cfg.train.checkpoint_every = 10
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    calls = {"n": 0}
+    original = trainer.task.loss_per_sample
+
+    def exploding(pred, target):  # from step 25 on the loss is NaN, or finite and 1e5 times too large
+        calls["n"] += 1
+        loss = original(pred, target)
+        return loss * blowup if calls["n"] > 25 else loss
+
+    monkeypatch.setattr(trainer.task, "loss_per_sample", exploding)
+    with pytest.raises(PosencError, match="diverged at iteration") as info:
+        trainer.run()
+    message = str(info.value)
+    assert "last good checkpoint" in message
+    # NaN stops at the first bad step; a finite explosion after EXPLODE_STEPS of them
+    from posenc.train import EXPLODE_STEPS
+    assert f"iteration {25 if blowup != blowup else 24 + EXPLODE_STEPS}" in message
+    stored = Trainer(cfg, tmp_path / "run", progress=False)
+    assert stored.resume() and stored.start == 20
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_a_noisy_but_healthy_loss_is_not_called_diverged(image_path, tmp_path, monkeypatch):
+    cfg = small_config(image_path, iters=40)
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    calls = {"n": 0}
+    original = trainer.task.loss_per_sample
+
+    def spiky(pred, target):  # a few isolated spikes of 1e4x: not a divergence
+        calls["n"] += 1
+        loss = original(pred, target)
+        return loss * 1e4 if calls["n"] % 7 == 0 else loss
+
+    monkeypatch.setattr(trainer.task, "loss_per_sample", spiky)
+    assert trainer.run()["iters"] == 40

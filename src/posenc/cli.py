@@ -70,7 +70,8 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, section: str, cls: typ
             continue
         flag = _RENAMES.get((section, f.name), f.name)
         group.add_argument(_flag(flag), dest=f"{section}.{f.name}", type=_flag_type(hints[f.name]), default=None,
-                           metavar=flag.upper(), help=f"(default {getattr(defaults, f.name)})")
+                           metavar=flag.upper(),
+                           help=f"{f.metadata.get('help', '')} (default {getattr(defaults, f.name)})".lstrip())
         used.append(flag)
     return used
 
@@ -499,6 +500,25 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--images", default="", help="comma-separated inputs to include (default: all)")
     bl.add_argument("--out", required=True)
     bl.set_defaults(func=_cmd_bench_plot)
+    rp = sub.add_parser("reproduce", help="one command per paper table: suites of fits, selection, reports")
+    rp.add_argument("suite", nargs="?", default=None, help="a suite name (see --list) or a .toml suite file")
+    rp.add_argument("--list", action="store_true", help="list the suites with their size and an estimate of CPU-hours")
+    rp.add_argument("--scale", default="cpu", help="cpu (256 px, the shared subsets; committed) or paper (512 px, the paper's sample counts)")
+    rp.add_argument("--seeds", type=int, default=0, help="network seeds per cell (default: the suite's, 3)")
+    rp.add_argument("--only", default="", help="comma-separated row names (a slice of the table)")
+    rp.add_argument("--limit", type=int, default=0, help="first K test inputs per column (0 = all)")
+    rp.add_argument("--iters", type=int, default=0, help="override every fit's iterations (quick looks only; recorded)")
+    rp.add_argument("--executor", default="local", help="local (a process pool) or ray (pip install 'posenc[ray]')")
+    rp.add_argument("--address", default="", help="a running Ray cluster, HOST:PORT (default: start a local one)")
+    rp.add_argument("--workers", type=int, default=1, help="parallel fits (local processes, or local Ray CPUs)")
+    rp.add_argument("--threads", type=int, default=1, help="threads per fit")
+    rp.add_argument("--device", default="cpu")
+    rp.add_argument("--gpus", type=float, default=0.0, help="GPUs per fit (Ray)")
+    rp.add_argument("--data-root", default="../shared/data", help="folder holding images/, meshes/, silhouettes/")
+    rp.add_argument("--out", default=None, help="results folder (default repro/<suite>)")
+    rp.add_argument("--quiet", action="store_true")
+    rp.set_defaults(func=_cmd_reproduce)
+
     bp = bench_sub.add_parser("perf", help="matmul peak and training-step speed")
     bp.add_argument("--threads", type=int, default=2)
     bp.add_argument("--points", type=int, default=16384)
@@ -506,6 +526,35 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--out", default=None, help="folder for perf.json / perf.md")
     bp.set_defaults(func=_cmd_bench_perf)
     return p
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce.runner import ReproduceConfig, check, estimate, run_suite
+    from .reproduce.suite import list_suites, load_suite
+
+    def config(name: str) -> ReproduceConfig:
+        return ReproduceConfig(suite=name, out=args.out or f"repro/{Path(name).stem}", scale=args.scale, seeds=args.seeds,
+                               only=tuple(x for x in args.only.split(",") if x), limit=args.limit, executor=args.executor,
+                               workers=args.workers, address=args.address, threads=args.threads, device=args.device,
+                               gpus=args.gpus, data_root=args.data_root, iters=args.iters)
+
+    if args.list:
+        suites = [load_suite(args.suite)] if args.suite else list_suites()
+        print(f"{'suite':<15} {'columns':<34} {'rows':>4} {'fits':>5} {'CPU-h':>6}  title")
+        for suite in suites:
+            rc = config(suite.name)
+            check(rc)
+            est = estimate(suite, rc)
+            cols = ",".join(c.name for c in suite.columns)
+            print(f"{suite.name:<15} {cols[:34]:<34} {len(suite.rows):>4} {est['fits']:>5} {est['cpu_hours']:>6.1f}  {suite.title}")
+        print(f"(scale {args.scale}; CPU-hours estimated from each fit's MLP FLOPs at 80 GFLOP/s per thread plus "
+              "sampling and evaluation; setting searches included)")
+        return 0
+    if not args.suite:
+        raise PosencError("name a suite (posenc reproduce --list shows them)")
+    out = run_suite(config(args.suite), progress=not args.quiet)
+    print(f"{out}: report.md, report.html, results.jsonl")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,12 +39,12 @@ from .validation import coerce
 class NetworkConfig:
     """The coordinate network: ``mlp`` (ReLU / leaky-ReLU) or ``siren``. ``None`` = the task's default."""
 
-    type: str | None = None
-    width: int | None = None
-    depth: int | None = None
-    activation: str | None = None
-    output: str | None = None
-    omega0: float | None = None
+    type: str | None = field(default=None, metadata={"help": "mlp or siren"})
+    width: int | None = field(default=None, metadata={"help": "hidden units per layer"})
+    depth: int | None = field(default=None, metadata={"help": "hidden layers"})
+    activation: str | None = field(default=None, metadata={"help": "relu or leaky_relu (mlp)"})
+    output: str | None = field(default=None, metadata={"help": "output activation: none or sigmoid"})
+    omega0: float | None = field(default=None, metadata={"help": "SIREN's first-layer frequency"})
 
 
 @dataclass
@@ -52,17 +52,18 @@ class TrainConfig:
     """Optimisation: Adam for ``iters`` steps; ``frames`` snapshots during training (0 = none).
     ``None`` = the task's default."""
 
-    iters: int | None = None
-    lr: float | None = None
-    seed: int | None = None
-    threads: int | None = None
-    device: str | None = None
-    checkpoint_every: int | None = None
-    checkpoint_seconds: float | None = None  # also checkpoint after this much wall time (0 = only by steps)
-    frames: int | None = None
-    lr_schedule: str | None = None  # "constant" or "cosine": lr decays to lr_final_ratio * lr by the last step
-    lr_final_ratio: float | None = None
-    max_memory: float | None = None  # GB a training step may use (estimate); default: half the machine's RAM
+    iters: int | None = field(default=None, metadata={"help": "training steps"})
+    lr: float | None = field(default=None, metadata={"help": "Adam learning rate"})
+    seed: int | None = field(default=None, metadata={"help": "seed of the network, encoding and batches"})
+    threads: int | None = field(default=None, metadata={"help": "CPU threads (0 = torch's default)"})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1, ..."})
+    checkpoint_every: int | None = field(default=None, metadata={"help": "checkpoint every this many steps (0 = never by steps)"})
+    checkpoint_seconds: float | None = field(default=None, metadata={"help": "also checkpoint after this much wall time (0 = only by steps)"})
+    frames: int | None = field(default=None, metadata={"help": "snapshots during training, for frames.gif (0 = none)"})
+    eval_every: int | None = field(default=None, metadata={"help": "report the held-out figures every this many steps (0 = at the end only)"})
+    lr_schedule: str | None = field(default=None, metadata={"help": "constant or cosine (decays to lr_final_ratio * lr by the last step)"})
+    lr_final_ratio: float | None = field(default=None, metadata={"help": "the cosine schedule's final lr, as a share of lr"})
+    max_memory: float | None = field(default=None, metadata={"help": "GB a training step may use (estimate; default half the RAM): larger inputs train in mini-batches"})
 
 
 @dataclass
@@ -130,7 +131,7 @@ TASK_DIMS: dict[str, tuple[int, int]] = {"image": (2, 3), "signal1d": (1, 1), "s
 # every network and training default, in one place (a task may override them in TASK_DEFAULTS)
 BASE_DEFAULTS: dict[str, dict[str, Any]] = {
     "network": {"type": "mlp", "width": 256, "depth": 3, "activation": "relu", "output": "none", "omega0": 30.0},
-    "train": {"iters": 2000, "lr": 1e-3, "seed": 0, "threads": 0, "device": "cpu", "checkpoint_every": 500, "checkpoint_seconds": 60.0, "frames": 0,
+    "train": {"iters": 2000, "lr": 1e-3, "seed": 0, "threads": 0, "device": "cpu", "checkpoint_every": 500, "checkpoint_seconds": 60.0, "frames": 0, "eval_every": 0,
               "lr_schedule": "constant", "lr_final_ratio": 0.1, "max_memory": None},
 }
 

@@ -31,6 +31,9 @@ from .runs import CHECKPOINT_FILE, LOCK_FILE, MODEL_FILE, RESUMABLE_CHANGES, Run
 
 
 MAX_ITERS = 100_000_000
+# a finite loss this many times the first step's, this many steps in a row, has diverged
+EXPLODE_FACTOR = 1e3
+EXPLODE_STEPS = 10
 
 
 def validate(cfg: FitConfig) -> None:
@@ -48,6 +51,8 @@ def validate(cfg: FitConfig) -> None:
         raise PosencError(f"checkpoint_every must be >= 0, got {t.checkpoint_every}")
     if t.frames < 0:
         raise PosencError(f"frames must be >= 0 (0 = none), got {t.frames}")
+    if t.eval_every < 0:
+        raise PosencError(f"eval_every must be >= 0 (0 = evaluate at the end only), got {t.eval_every}")
     if t.lr_schedule not in ("constant", "cosine"):
         raise PosencError(f"lr_schedule must be constant or cosine, got {t.lr_schedule!r}")
     if not 0 < t.lr_final_ratio <= 1:
@@ -214,6 +219,7 @@ class Trainer:
         self.start = 0
         self.seconds_before = 0.0
         self.history: list[tuple[int, float, float]] = []  # (iteration, training loss, seconds)
+        self.eval_history: list[tuple[int, dict[str, float]]] = []  # (iteration, held-out figures) by --eval-every
         self.encoding_fit: dict[str, float] | None = None
         self.calibration_mse: float | None = None
         k = cfg.train.frames
@@ -238,6 +244,15 @@ class Trainer:
         self.frames.append((iteration, self.task.predict(self.field), self._policy_map()))
         self.field.train()
 
+    def _evaluate_now(self) -> dict[str, float]:
+        """The task's held-out figures of the current field (``--eval-every``); training state untouched."""
+        self.field.eval()
+        try:
+            with torch.no_grad():
+                return {k: float(v) for k, v in self.task.progress_evaluation(self.field).items()}
+        finally:
+            self.field.train()
+
     # -- checkpoints ---------------------------------------------------------------------
     def _checkpoint(self, iteration: int, seconds: float) -> None:
         extra = _optimizer_tensors(self.opt)
@@ -245,6 +260,10 @@ class Trainer:
         extra["trainer.seconds"] = torch.tensor(seconds, dtype=torch.float64)
         extra["trainer.generator"] = self.gen.get_state()
         extra["trainer.history"] = torch.tensor(self.history, dtype=torch.float64).reshape(-1, 3)
+        if self.eval_history:
+            keys = sorted(self.eval_history[0][1])
+            extra["trainer.eval_history"] = torch.tensor([[it, *(m[k] for k in keys)] for it, m in self.eval_history],
+                                                         dtype=torch.float64)
         save(self.field, self.out / CHECKPOINT_FILE, self.cfg.to_dict(), extra, task_info=self.task.info())
 
     def resume(self) -> bool:
@@ -277,6 +296,9 @@ class Trainer:
             self.gen.set_state(tensors["trainer.generator"])
         if "trainer.history" in tensors:
             self.history = [(int(it), float(loss), float(sec)) for it, loss, sec in tensors["trainer.history"].tolist()]
+        if "trainer.eval_history" in tensors:
+            keys = sorted(self.task.progress_evaluation_keys())
+            self.eval_history = [(int(row[0]), dict(zip(keys, row[1:]))) for row in tensors["trainer.eval_history"].tolist()]
         return True
 
     # -- the loop ------------------------------------------------------------------------
@@ -302,6 +324,8 @@ class Trainer:
         it = self.start
         base_lrs = [g["lr"] for g in self.opt.param_groups]
         last_save = time.monotonic()
+        exploding = 0  # consecutive steps with an exploding (finite) loss
+        postfix: dict[str, str] = {}
         # Ctrl-C and SIGTERM end the run at the next step boundary, so the checkpoint is a consistent
         # state (the step either happened or did not) and resuming it is exact
         stop: list[int] = []
@@ -324,14 +348,27 @@ class Trainer:
                 if self.frame_at and it + 1 in self.frame_at:
                     self._snapshot(it + 1)
                 value = float(loss.detach())
-                if not math.isfinite(value):  # checked every step: the last checkpoint stays the last good one
+                initial = self.history[0][1] if self.history else value
+                exploding = exploding + 1 if value > EXPLODE_FACTOR * max(initial, 1e-12) else 0
+                # checked every step: the last checkpoint stays the last good one
+                if not math.isfinite(value) or exploding >= EXPLODE_STEPS:
                     kept = self.out / CHECKPOINT_FILE
-                    raise PosencError(f"training diverged at iteration {it} (loss {value}); "
+                    what = (f"loss {value}" if not math.isfinite(value) else
+                            f"loss {value:.4g}, over {EXPLODE_FACTOR:g}x the first step's {initial:.4g} for {EXPLODE_STEPS} steps")
+                    raise PosencError(f"training diverged at iteration {it} ({what}); "
                                       f"{'the last good checkpoint is kept in ' + str(kept) if kept.exists() else 'nothing was saved'}"
                                       "; try a smaller lr")
                 if it % 25 == 0 or it == cfg.iters - 1:
                     self.history.append((it + 1, value, round(self.seconds_before + time.perf_counter() - t0, 3)))
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in self.task.progress_metrics(value).items()}, refresh=False)
+                    postfix.update({k: f"{v:.4g}" for k, v in self.task.progress_metrics(value).items()})
+                    bar.set_postfix(postfix, refresh=False)
+                if cfg.eval_every and (it + 1) % cfg.eval_every == 0 and it + 1 < cfg.iters:
+                    figures = self._evaluate_now()
+                    self.eval_history.append((it + 1, figures))
+                    postfix.update({k: f"{v:.4g}" for k, v in figures.items()})
+                    bar.set_postfix(postfix, refresh=False)
+                    if self.progress:
+                        bar.write(f"iteration {it + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()), file=sys.stderr)
                 bar.update(1)
                 if stop and it + 1 < cfg.iters:
                     bar.close()
@@ -341,7 +378,7 @@ class Trainer:
                     raise KeyboardInterrupt
                 by_steps = cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0
                 by_time = cfg.checkpoint_seconds and time.monotonic() - last_save >= cfg.checkpoint_seconds
-                if (by_steps or by_time) and it + 1 < cfg.iters:
+                if (by_steps or by_time) and it + 1 < cfg.iters and not exploding:  # never checkpoint a blow-up
                     self._checkpoint(it + 1, self.seconds_before + time.perf_counter() - t0)
                     last_save = time.monotonic()
         except KeyboardInterrupt:
@@ -375,6 +412,7 @@ class Trainer:
                 "device": str(self.device),
                 "interrupted": interrupted,
                 "loss_history": [(it, loss) for it, loss, _ in self.history],
+                "eval_history": [[it, figures] for it, figures in self.eval_history],
             }
         )
         if self.batching:

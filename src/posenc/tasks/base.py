@@ -68,6 +68,15 @@ class Task:
     def evaluate(self, pred: Any) -> dict[str, Any]:
         raise NotImplementedError
 
+    def progress_evaluation_keys(self) -> tuple[str, ...]:
+        """The held-out figures ``--eval-every`` reports during training."""
+        return ("psnr",)
+
+    def progress_evaluation(self, field: torch.nn.Module) -> dict[str, float]:
+        """Those figures for the current field (a task with a costly full evaluation computes a cheaper one)."""
+        metrics = self.evaluate(self.predict(field))
+        return {k: metrics[k] for k in self.progress_evaluation_keys()}
+
     def write_outputs(self, pred: Any, out_dir: Path, metrics: dict[str, Any]) -> None:
         raise NotImplementedError
 

@@ -108,6 +108,16 @@ class ImageTask(Task):
         out["psnr_heldout"] = psnr(pred, self.image, ~self.train_mask) if not self.train_mask.all() else None
         return out
 
+    def progress_evaluation_keys(self) -> tuple[str, ...]:
+        return ("psnr",) if self.train_mask.all() else ("psnr_heldout", "psnr")
+
+    def progress_evaluation(self, field: torch.nn.Module) -> dict[str, float]:
+        pred = self.predict(field)  # SSIM is left to the end: it is the costly part on large images
+        out = {"psnr": psnr(pred, self.image)}
+        if not self.train_mask.all():
+            out["psnr_heldout"] = psnr(pred, self.image, ~self.train_mask)
+        return out
+
     def write_outputs(self, pred: np.ndarray, out_dir: Path, metrics: dict[str, Any]) -> None:
         err = error_map(pred, self.image)
         save_image(out_dir / "target.png", self.image)

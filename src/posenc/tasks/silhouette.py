@@ -186,6 +186,9 @@ class SilhouetteTask(Task):
         return {"iou": iou(rasterise(pred, self.cfg.raster), self.target_mask), "chamfer": float(ch),
                 "psnr": None, "psnr_heldout": None, "ssim": None}
 
+    def progress_evaluation_keys(self) -> tuple[str, ...]:
+        return ("chamfer", "iou")
+
     def _overlay(self, pred: np.ndarray, title: str, colour: np.ndarray | None = None, vmax: float = 0.0) -> np.ndarray:
         return curve_overlay(self.target_mask, pred, title, colour, vmax)
 

@@ -1,0 +1,349 @@
+"""A suite's reports, made from ``results.jsonl`` alone: ``report.md`` and a self-contained
+``report.html`` (pictures inlined as data URIs, tables sortable by a click on a header, no network).
+
+Per column: each row's figure (mean ± std over inputs, seeds pooled), the paper's, the difference, and
+the paired comparison with the suite's reference row; the settings picked on validation images; a
+per-input table; a montage of every row on the first test inputs; for sweeps, the metric against the
+swept value. At the top: the command that made it, wall time, CPU-hours, and the FLOP lower bound of
+the MLP work against the measured matmul peak (efficiency = the bound's time at the peak / fit time).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import platform
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io import atomic_write_text, read_jsonl, save_image
+from .runner import ReproduceConfig, applies, pick, results_index, test_jobs, validation_jobs, wanted_rows
+from .stats import Cell, Paired, cell, fmt_cell, fmt_paired, paired
+from .suite import Column, Row, Suite
+
+MONTAGE_INPUTS = 2  # montages of the first K test inputs of each column
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    pictures: list[tuple[str, str]] = field(default_factory=list)  # (path relative to out, caption)
+
+
+@dataclass
+class RowResult:
+    row: Row
+    method: str | None
+    values: dict[tuple[str, int], float]
+    cell: Cell | None
+    planned: int
+    folders: dict[str, str]  # input -> run folder (first seed) for pictures
+
+
+def command_line(rc: ReproduceConfig) -> str:
+    args = ["reproduce", rc.suite, "--scale", rc.scale]
+    if rc.seeds:
+        args += ["--seeds", str(rc.seeds)]
+    if rc.only:
+        args += ["--only", ",".join(rc.only)]
+    if rc.limit:
+        args += ["--limit", str(rc.limit)]
+    if rc.iters:
+        args += ["--iters", str(rc.iters)]
+    if rc.executor != "local":
+        args += ["--executor", rc.executor] + (["--address", rc.address] if rc.address else [])
+    if rc.workers != 1:
+        args += ["--workers", str(rc.workers)]
+    if rc.data_root != "../shared/data":
+        args += ["--data-root", rc.data_root]
+    args += ["--out", rc.out]
+    return "posenc " + " ".join(shlex.quote(a) for a in args)
+
+
+def column_results(suite: Suite, rc: ReproduceConfig, column: Column, index: dict[str, dict[str, Any]], out: Path) -> list[RowResult]:
+    results = []
+    for row in wanted_rows(suite, rc):
+        if not applies(row, column):
+            continue
+        jobs, _ = test_jobs(suite, rc, [row], out, index)
+        jobs = [j for j in jobs if j["column"] == column.name]
+        values: dict[tuple[str, int], float] = {}
+        folders: dict[str, str] = {}
+        for j in jobs:
+            r = index.get(j["digest"])
+            if r is None:
+                continue
+            v = r["metrics"].get(column.metric)
+            if v is not None:
+                values[(j["image"], -1 if j["kind"] == "baseline" else j["seed"])] = float(v)
+            if j["image"] not in folders or j["seed"] == 0:
+                folders[j["image"]] = r["out"]
+        by_input: dict[str, list[float]] = {}
+        for (inp, _), v in values.items():
+            by_input.setdefault(inp, []).append(v)
+        method = jobs[0]["method"] if jobs else None
+        planned = len(jobs) if jobs else 0
+        results.append(RowResult(row=row, method=method, values=values, cell=cell(by_input), planned=planned, folders=folders))
+    return results
+
+
+def _fmt(v: float | None, digits: int) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def column_section(suite: Suite, rc: ReproduceConfig, column: Column, index: dict[str, dict[str, Any]], out: Path) -> Section:
+    from ..bench.runner import family_of
+
+    d = column.digits
+    res = column_results(suite, rc, column, index, out)
+    ref = next((r for r in res if r.row.name == suite.reference), None)
+    scale = suite.scales.get(rc.scale, {}).get(column.task, {})
+    settings = {**column.settings, **scale, **column.overrides}
+    measured = {i for r in res for i, _ in r.values}
+    stems = [s for s in (column.test[: rc.limit] if rc.limit else column.test) if s in measured]
+    sec = Section(title=f"{column.name}: {column.task}, `{column.data}`")
+    sec.paragraphs.append(
+        f"Test inputs: {', '.join(column.test[: rc.limit] if rc.limit else column.test)}"
+        + (f"; validation inputs (setting searches): {', '.join(column.validation)}" if column.validation else "")
+        + f". Settings: {', '.join(f'{k} {v}' for k, v in settings.items()) or 'the task defaults'}"
+        + (f"; every method sized to {column.match_params:,} parameters" if column.match_params else "")
+        + f". Figure: `{column.metric}` ({'higher' if column.higher_is_better else 'lower'} is better), mean ± std over inputs, each input the mean of its seeds.")
+    header = ["row", "method", f"posenc {column.metric}", "paper", "posenc − paper", f"vs {suite.reference} (paired, 95% CI)", "seed std", "runs"]
+    rows = []
+    for r in res:
+        paper = r.row.paper.get(column.name)
+        paper_s = "-" if paper is None else (f"{paper[0]:.{d}f}" + (f" ± {paper[1]:.{d}f}" if paper[1] is not None else ""))
+        diff = "-" if (paper is None or r.cell is None) else f"{r.cell.mean - paper[0]:+.{d}f}"
+        if r.row.name == suite.reference:
+            vs = "(reference)"
+        else:
+            vs = fmt_paired(paired(r.values, ref.values) if ref else None, d, column.higher_is_better)
+        method = r.method or "(waiting for its selection)"
+        rows.append([r.row.name, f"`{method}`", fmt_cell(r.cell, d), paper_s, diff, vs,
+                     "-" if r.cell is None else f"{r.cell.seed_std:.{d}f}", f"{r.cell.runs if r.cell else 0}/{r.planned}"])
+    sec.tables.append(Table(header, rows))
+    # selections
+    picks = []
+    for r in res:
+        sel = r.row.select
+        if sel is None or not column.validation:
+            continue
+        value = pick(suite, rc, r.row, column, index, out)
+        if sel.like:
+            picks.append(f"**{r.row.name}**: {sel.param} = {suite.row(sel.like).name}'s pick x {sel.factor:g} = "
+                         + ("pending" if value is None else f"{value:g}"))
+            continue
+        means = _search_means(suite, rc, r.row, column, index, out)
+        listing = ", ".join(f"{v:g}: {m:.{d}f}" if m is not None else f"{v:g}: -" for v, m in means)
+        picks.append(f"**{r.row.name}**: {sel.param} picked on {', '.join(column.validation)} by the "
+                     f"{sel.rule} of {sel.metric or column.metric} over {sel.seeds} seed(s): "
+                     + ("pending" if value is None else f"**{value:g}**") + f" ({listing})")
+    if picks:
+        sec.paragraphs.append("Selections (validation inputs only; the pick then runs on the test inputs): " + "; ".join(picks) + ".")
+    # per input
+    if stems:
+        header = ["row"] + stems
+        per = []
+        for r in res:
+            cells = []
+            for s in stems:
+                vals = [v for (i, _), v in r.values.items() if i == s]
+                cells.append("-" if not vals else (f"{vals[0]:.{d}f}" if len(vals) == 1 else
+                                                     f"{np.mean(vals):.{d}f} ± {np.std(vals, ddof=1):.{d}f}"))
+            per.append([r.row.name] + cells)
+        sec.tables.append(Table(header, per, caption=f"{column.metric} per input (mean ± std over seeds)"))
+    # montages
+    family = family_of(column.task)
+    for stem in list(column.test[: rc.limit] if rc.limit else column.test)[:MONTAGE_INPUTS]:
+        path = _montage(out, column, stem, res, family.tile, family.target)
+        if path:
+            sec.pictures.append((path, f"{stem}: {'target, then ' if family.target else ''}every row (seed 0) with its {column.metric}"))
+    for base, sweep_rows in suite.sweeps().items():
+        path = _sweep_plot(out, column, base, [r for r in res if r.row in sweep_rows])
+        if path:
+            sec.pictures.append((path, f"{column.metric} against {sweep_rows[0].sweep_param} ({base})"))
+    return sec
+
+
+def _search_means(suite: Suite, rc: ReproduceConfig, row: Row, column: Column, index: dict[str, dict[str, Any]],
+                  out: Path) -> list[tuple[float, float | None]]:
+    from .runner import search_jobs
+
+    metric = row.select.metric or column.metric
+    by: dict[float, list[float]] = {}
+    for job in search_jobs(suite, rc, row, column, out):
+        r = index.get(job["digest"])
+        by.setdefault(job["value"], [])
+        if r is not None and r["metrics"].get(metric) is not None:
+            by[job["value"]].append(r["metrics"][metric])
+    return [(v, (sum(x) / len(x)) if x else None) for v, x in by.items()]
+
+
+def _montage(out: Path, column: Column, stem: str, res: list[RowResult], tile: str, target: str | None) -> str | None:
+    from PIL import Image
+
+    from ..viz import labelled_strip
+
+    tiles, labels = [], []
+    for r in res:
+        folder = r.folders.get(stem)
+        if folder is None or not (out / folder / tile).exists():
+            continue
+        if target and not tiles and (out / folder / target).exists():
+            tiles.append(np.asarray(Image.open(out / folder / target).convert("RGB")))
+            labels.append("target")
+        value = r.values.get((stem, 0), r.values.get((stem, -1)))
+        tiles.append(np.asarray(Image.open(out / folder / tile).convert("RGB")))
+        labels.append(f"{r.row.name} {_fmt(value, column.digits)}")
+    if len(tiles) < 2:
+        return None
+    rel = f"{column.name}/montage_{stem}.png"
+    save_image(out / rel, labelled_strip(tiles, labels, tile=160))
+    return rel
+
+
+def _sweep_plot(out: Path, column: Column, base: str, res: list[RowResult]) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [(r.row.sweep_value, r.cell) for r in res if r.cell is not None]
+    if len(points) < 2:
+        return None
+    xs = [p[0] for p in points]
+    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=110)
+    ax.errorbar(xs, [p[1].mean for p in points], yerr=[p[1].std for p in points], marker="o", capsize=3)
+    ax.set_xlabel(res[0].row.sweep_param)
+    ax.set_ylabel(column.metric)
+    ax.set_title(f"{column.name}: {base}", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.canvas.draw()
+    rel = f"{column.name}/sweep_{base.replace(' ', '_')}.png"
+    save_image(out / rel, np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+    plt.close(fig)
+    return rel
+
+
+def cost_paragraph(suite: Suite, rc: ReproduceConfig, index: dict[str, dict[str, Any]], out: Path) -> str:
+    """Wall time, CPU-hours and the MLP FLOP lower bound against the measured matmul peak."""
+    from ..bench.perf import matmul_peak
+
+    planned = {j["digest"] for j in validation_jobs(suite, rc, wanted_rows(suite, rc), out)}
+    planned |= {j["digest"] for j in test_jobs(suite, rc, wanted_rows(suite, rc), out, index)[0]}
+    rows = [index[k] for k in planned if k in index and index[k]["kind"] == "fit"]
+    fit_seconds = sum(r["metrics"].get("seconds", 0.0) for r in rows)
+    cpu_seconds = sum(r["metrics"].get("seconds", 0.0) * max(r["metrics"].get("threads", 1), 1) for r in rows)
+    flops = sum(r["metrics"].get("mlp_flops", 0.0) for r in rows)
+    wall = sum(inv.get("seconds", 0.0) for inv in read_jsonl(out / "invocations.jsonl") if inv.get("suite") == suite.name)
+    peak = matmul_peak(threads=1, n=1024, repeats=5)
+    bound = flops / (peak * 1e9)
+    eff = bound * 1.0 / cpu_seconds if cpu_seconds else float("nan")
+    return (f"Cost: {len(rows)} fits; wall time {wall / 3600:.2f} h over every invocation of this command; "
+            f"{cpu_seconds / 3600:.2f} CPU-hours of fitting (fit seconds x threads). The MLP work is at least "
+            f"{flops / 1e15:.2f} PFLOP (forward + backward of the linear layers); at the matmul peak measured when "
+            f"this report was written ({peak:.0f} GFLOP/s on one thread) that takes {bound / 3600:.2f} CPU-hours, "
+            f"so the fits ran at {100 * eff:.0f}% of the peak (bound / CPU time; the rest is encodings, "
+            "evaluation, pictures and small matrices).")
+
+
+def build_sections(out: Path, suite: Suite, rc: ReproduceConfig) -> tuple[list[str], list[Section]]:
+    index = results_index(out)
+    head = [
+        f"Made by: `{command_line(rc)}`",
+        f"Source: {suite.source}." if suite.source else "",
+        suite.notes,
+        f"Scale `{rc.scale}`; {rc.seeds or suite.seeds} seeds per cell (network seeds 0-{(rc.seeds or suite.seeds) - 1}); "
+        f"machine: {platform.machine()}, {rc.executor} executor, {rc.workers} worker(s) x {rc.threads} thread(s).",
+        cost_paragraph(suite, rc, index, out),
+    ]
+    return [h for h in head if h], [column_section(suite, rc, c, index, out) for c in suite.columns]
+
+
+def write_reports(out: Path, suite: Suite, rc: ReproduceConfig) -> None:
+    head, sections = build_sections(out, suite, rc)
+    atomic_write_text(out / "report.md", to_markdown(suite, head, sections))
+    atomic_write_text(out / "report.html", to_html(out, suite, head, sections))
+    summary = {s.title: [dict(zip(t.header, r)) for r in t.rows] for s in sections for t in s.tables[:1]}
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+
+
+def to_markdown(suite: Suite, head: list[str], sections: list[Section]) -> str:
+    lines = [f"# {suite.title}", ""]
+    for h in head:
+        lines += [h, ""]
+    for s in sections:
+        lines += [f"## {s.title}", ""]
+        for p in s.paragraphs:
+            lines += [p, ""]
+        for t in s.tables:
+            if t.caption:
+                lines += [f"*{t.caption}*", ""]
+            lines += ["| " + " | ".join(t.header) + " |", "|" + "---|" * len(t.header)]
+            lines += ["| " + " | ".join(r) + " |" for r in t.rows]
+            lines.append("")
+        for path, caption in s.pictures:
+            lines += [f"![{caption}]({path})", ""]
+    return "\n".join(lines)
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
+th{background:#f2f2f2;cursor:pointer;user-select:none}th:after{content:" \\2195";color:#999}
+code{background:#f6f6f6;padding:0 3px}img{max-width:100%;border:1px solid #ddd}figure{margin:1em 0}
+figcaption{font-size:13px;color:#555}.caption{font-style:italic}"""
+
+_JS = """function sortTable(th){const table=th.closest('table');const idx=[...th.parentNode.children].indexOf(th);
+const body=table.tBodies[0];const rows=[...body.rows];const asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';
+const key=r=>{const t=r.cells[idx].innerText.trim();const m=t.replace(/^(tie|better|worse)\\s*\\(?/,'').match(/^[+-]?\\d+(\\.\\d+)?/);return m?parseFloat(m[0]):t;};
+rows.sort((a,b)=>{const x=key(a),y=key(b);const c=(typeof x==='number'&&typeof y==='number')?x-y:String(x).localeCompare(String(y));return asc?c:-c;});
+rows.forEach(r=>body.appendChild(r));}
+window.addEventListener('load',()=>{const imgs=[...document.images];
+document.body.dataset.tables=document.querySelectorAll('table').length;
+document.body.dataset.images=imgs.length;document.body.dataset.imagesLoaded=imgs.filter(i=>i.complete&&i.naturalWidth>0).length;});"""
+
+
+def _inline(text: str) -> str:
+    """Markdown's inline bits (code, bold) as HTML, everything else escaped."""
+    import re
+
+    out = html.escape(text)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", out)
+
+
+def to_html(out: Path, suite: Suite, head: list[str], sections: list[Section]) -> str:
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(suite.title)}</title>",
+             f"<style>{_CSS}</style><script>{_JS}</script></head><body>", f"<h1>{html.escape(suite.title)}</h1>"]
+    parts += [f"<p>{_inline(h)}</p>" for h in head]
+    for s in sections:
+        parts.append(f"<h2>{_inline(s.title)}</h2>")
+        parts += [f"<p>{_inline(p)}</p>" for p in s.paragraphs]
+        for t in s.tables:
+            if t.caption:
+                parts.append(f"<p class='caption'>{_inline(t.caption)}</p>")
+            parts.append("<table class='sortable'><thead><tr>" + "".join(f"<th onclick='sortTable(this)'>{_inline(h)}</th>" for h in t.header)
+                         + "</tr></thead><tbody>")
+            parts += ["<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in t.rows]
+            parts.append("</tbody></table>")
+        for path, caption in s.pictures:
+            data = base64.b64encode((out / path).read_bytes()).decode()
+            parts.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
+                         f"<figcaption>{_inline(caption)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,276 @@
+"""``posenc reproduce``: suites as data, selection on validation inputs, statistics, resumable runs under
+the local and Ray executors, reports (markdown, and HTML rendered by a real browser), bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from posenc.cli import main
+from posenc.errors import PosencError
+from posenc.io import read_jsonl
+from posenc.reproduce import ReproduceConfig, list_suites, load_suite, run_suite
+from posenc.reproduce.stats import cell, fmt_paired, paired
+
+from conftest import smooth_test_image
+
+SUITE = """
+name = "tiny"
+title = "A tiny suite"
+reference = "gaussian"
+seeds = 2
+
+[scales.cpu]
+image = {{ res = 16 }}
+
+[[columns]]
+name = "pictures"
+task = "image"
+data = "pics"
+test = ["a", "b"]
+validation = ["v"]
+settings = {{ protocol = "gen25" }}
+overrides = {{ "train.iters" = {iters}, "network.width" = 16, "network.depth" = 1 }}
+metric = "psnr"
+
+[[rows]]
+name = "none"
+method = "none"
+paper = {{ pictures = [20.0, 1.0] }}
+
+[[rows]]
+name = "gaussian"
+method = "gaussian:features=8"
+select = {{ param = "sigma", values = [2, 6], rule = "max" }}
+paper = {{ pictures = 25.0 }}
+
+[[rows]]
+name = "sape+gaussian"
+method = "sape+gaussian:features=8"
+select = {{ like = "gaussian", param = "sigma", factor = 2 }}
+
+[[rows]]
+name = "bilinear"
+baseline = "bilinear"
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """A data root with three 16 px pictures and the tiny suite file."""
+    pics = tmp_path / "data" / "pics"
+    pics.mkdir(parents=True)
+    for i, stem in enumerate(["a", "b", "v"]):
+        Image.fromarray(smooth_test_image(32, seed=i)).save(pics / f"{stem}.png")
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(SUITE.format(iters=4))
+    return tmp_path, suite
+
+
+def config(tmp_path: Path, suite: Path, out: str = "out", **kw) -> ReproduceConfig:
+    return ReproduceConfig(suite=str(suite), out=str(tmp_path / out), data_root=str(tmp_path / "data"), **kw)
+
+
+# -- suites as data ---------------------------------------------------------------------------------
+def test_every_shipped_suite_loads_and_lists(capsys):
+    names = {s.name for s in list_suites()}
+    assert {"tancik-images", "sape-table1", "sape-fig7", "lpe-images", "lpe-sdf", "lrbf-gen25"} <= names
+    assert main(["reproduce", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in names:
+        assert name in out
+    for suite in list_suites():  # every paper figure belongs to a column the row runs on
+        for row in suite.rows:
+            for col in row.paper:
+                assert not row.columns or col in row.columns, (suite.name, row.name, col)
+
+
+def test_sweeps_expand_into_rows():
+    suite = load_suite("sape-fig7")
+    names = [r.name for r in suite.rows]
+    assert "gaussian sigma=40" in names and "sape+gaussian sigma=80" in names
+    assert suite.row("sape+gaussian (sigma 20) mask_grid=16").method == "sape+gaussian:sigma=20:mask_grid=16"
+    assert set(suite.sweeps()) == {"gaussian", "sape+gaussian", "sape+gaussian (sigma 20)"}
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda s: s.replace('reference = "gaussian"', 'reference = "nope"'), "reference row"),
+    (lambda s: s.replace('method = "none"', 'method = "nonsense"'), "unknown method"),
+    (lambda s: s.replace('baseline = "bilinear"', 'baseline = "lanczos"'), "unknown baseline"),
+    (lambda s: s.replace('rule = "max"', 'rule = "best"'), "rule"),
+    (lambda s: s.replace('like = "gaussian"', 'like = "none"'), "select.like"),
+    (lambda s: s.replace('seeds = 2', 'seeds = 2\ncolour = "red"'), "unknown key"),
+    (lambda s: s.replace('task = "image"', 'task = "video"'), "unknown task"),
+    (lambda s: s.replace('test = ["a", "b"]', 'test = "a"'), "list"),
+    (lambda s: s.replace('[[rows]]', '[[rows', 1), "not a valid TOML"),
+])
+def test_a_malformed_suite_is_one_line_naming_the_problem(tiny, capsys, edit, needle):
+    tmp_path, suite = tiny
+    suite.write_text(edit(suite.read_text()))
+    with pytest.raises(PosencError, match=needle):
+        load_suite(suite)
+    assert main(["reproduce", str(suite), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0] and "Traceback" not in err[0]
+    assert not (tmp_path / "o" / "results.jsonl").exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["reproduce", "no-such-suite"], "unknown suite"),
+    (["reproduce", "tancik-images", "--scale", "huge"], "scale"),
+    (["reproduce", "tancik-images", "--only", "nobody"], "no row named nobody"),
+    (["reproduce", "tancik-images", "--executor", "dask"], "executor"),
+    (["reproduce", "tancik-images", "--executor", "ray", "--address", "127.0.0.1:9"], "no Ray cluster answers"),
+    (["reproduce", "tancik-images", "--executor", "ray", "--address", "nonsense"], "HOST:PORT"),
+    (["reproduce", "tancik-images", "--data-root", "/nonexistent"], "data folder not found"),
+    (["reproduce"], "name a suite"),
+])
+def test_bad_reproduce_arguments(capsys, tmp_path, args, needle):
+    if "ray" in args:
+        pytest.importorskip("ray")
+    assert main(args + ["--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+
+
+def test_ray_missing_is_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    assert main(["reproduce", "tancik-images", "--executor", "ray", "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pip install 'posenc[ray]'" in err and len(err.splitlines()) == 1
+
+
+# -- statistics -------------------------------------------------------------------------------------
+def test_paired_interval_is_students_t():
+    from scipy import stats
+
+    ref = {("a", 0): 10.0, ("a", 1): 11.0, ("b", 0): 12.0, ("b", 1): 13.0}
+    row = {("a", 0): 11.0, ("a", 1): 12.2, ("b", 0): 12.9, ("b", 1): 14.1}
+    p = paired(row, ref)
+    d = np.array([1.0, 1.2, 0.9, 1.1])
+    half = stats.t.ppf(0.975, 3) * d.std(ddof=1) / math.sqrt(4)
+    assert p.pairs == 4 and p.mean == pytest.approx(d.mean())
+    assert (p.low, p.high) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert not p.tie and fmt_paired(p, 2).startswith("better")
+    assert fmt_paired(p, 2, higher_is_better=False).startswith("worse")
+    noisy = paired({("a", 0): 11.0, ("a", 1): 9.5, ("b", 0): 12.5, ("b", 1): 12.0}, ref)
+    assert noisy.tie and fmt_paired(noisy, 2).startswith("tie")
+    # a baseline (no seeds, key -1) pairs with every seed of the reference
+    base = paired({("a", -1): 10.0, ("b", -1): 12.0}, ref)
+    assert base.pairs == 4 and base.mean == pytest.approx(-0.5)  # diffs 0, -1, 0, -1
+    assert paired({("a", 0): 1.0}, {("a", 0): 2.0}) is None  # one pair: no interval
+
+
+def test_a_cell_counts_each_input_once():
+    c = cell({"a": [10.0, 12.0], "b": [20.0]})
+    assert c.mean == pytest.approx(15.5) and c.inputs == 2 and c.runs == 3
+    assert c.std == pytest.approx(np.std([11.0, 20.0], ddof=1))
+    assert c.seed_std == pytest.approx((np.std([10.0, 12.0], ddof=1) + 0.0) / 2)
+    assert cell({"a": [float("nan")]}) is None
+
+
+# -- running ----------------------------------------------------------------------------------------
+def test_selection_stats_report_and_resume(tiny):
+    tmp_path, suite = tiny
+    out = run_suite(config(tmp_path, suite), progress=False)
+    rows = read_jsonl(out / "results.jsonl")
+    validation = [r for r in rows if r["role"] == "validation"]
+    tests = [r for r in rows if r["role"] == "test"]
+    assert len(validation) == 2  # sigma 2 and 6 on one validation picture, one seed
+    assert len(tests) == 3 * 2 * 2 + 2  # three network rows x 2 inputs x 2 seeds, bilinear once per input
+    assert all(r["image"] != "v" for r in tests) and all(r["image"] == "v" for r in validation)
+    # the pick is the better validation value, and SAPE runs at twice it
+    best = max(validation, key=lambda r: r["metrics"]["psnr"])["value"]
+    methods = {r["row"]: r["method"] for r in tests}
+    assert methods["gaussian"] == f"gaussian:features=8:sigma={best}"
+    assert methods["sape+gaussian"] == f"sape+gaussian:features=8:sigma={2 * best}"
+    report = (out / "report.md").read_text()
+    assert f"**{best}**" in report and "posenc − paper" in report and "(reference)" in report
+    assert "tie" in report or "better" in report or "worse" in report
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "<table" in html and "http" not in html.split("<body>")[1]
+    # a rerun repeats nothing
+    run_suite(config(tmp_path, suite), progress=False)
+    assert len(read_jsonl(out / "results.jsonl")) == len(rows)
+
+
+def test_a_killed_driver_loses_and_repeats_nothing(tiny, monkeypatch):
+    from posenc.reproduce import runner
+
+    tmp_path, suite = tiny
+    straight = run_suite(config(tmp_path, suite, out="straight"), progress=False)
+    calls = {"n": 0}
+    original = runner.run_one
+
+    def dying(job):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt  # the driver is stopped in the middle of the fifth fit
+        return original(job)
+
+    monkeypatch.setattr(runner, "run_one", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(config(tmp_path, suite, out="cut"), progress=False)
+    assert len(read_jsonl(tmp_path / "cut" / "results.jsonl")) == 4
+    monkeypatch.setattr(runner, "run_one", original)
+    counted = {"n": 0}
+
+    def counting(job):
+        counted["n"] += 1
+        return original(job)
+
+    monkeypatch.setattr(runner, "run_one", counting)
+    run_suite(config(tmp_path, suite, out="cut"), progress=False)
+    total = len(read_jsonl(straight / "results.jsonl"))
+    assert counted["n"] == total - 4
+    key = lambda r: r["digest"]
+    a = {key(r): r["metrics"]["psnr"] for r in read_jsonl(straight / "results.jsonl")}
+    b = {key(r): r["metrics"]["psnr"] for r in read_jsonl(tmp_path / "cut" / "results.jsonl")}
+    assert a == b
+
+
+def test_only_and_limit_make_a_slice(tiny):
+    tmp_path, suite = tiny
+    out = run_suite(config(tmp_path, suite, only=("none", "bilinear"), limit=1, seeds=1), progress=False)
+    rows = read_jsonl(out / "results.jsonl")
+    assert {r["row"] for r in rows} == {"none", "bilinear"} and {r["image"] for r in rows} == {"a"}
+    assert "--only none,bilinear --limit 1" in (out / "report.md").read_text()
+
+
+def test_ray_executor_gives_the_local_metrics(tiny):
+    pytest.importorskip("ray")
+    tmp_path, suite = tiny
+    slice_ = dict(only=("none", "gaussian"), limit=1, seeds=1)
+    local = run_suite(config(tmp_path, suite, out="local", workers=2, **slice_), progress=False)
+    remote = run_suite(config(tmp_path, suite, out="ray", executor="ray", workers=2, **slice_), progress=False)
+    a = {r["digest"]: r["metrics"]["psnr"] for r in read_jsonl(local / "results.jsonl")}
+    b = {r["digest"]: r["metrics"]["psnr"] for r in read_jsonl(remote / "results.jsonl")}
+    assert len(a) == 4 and a == b  # two validation fits and two test fits, identical under both executors
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.mark.skipif(_chromium() is None, reason="needs chromium (make test installs it)")
+def test_report_html_renders_in_a_browser(tiny):
+    tmp_path, suite = tiny
+    out = run_suite(config(tmp_path, suite, limit=1, seeds=1), progress=False)
+    dom = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+                          "--dump-dom", (out / "report.html").as_uri()], capture_output=True, text=True, timeout=120).stdout
+    import re
+
+    attrs = dict(re.findall(r'data-(tables|images|images-loaded)="(\d+)"', dom))
+    assert int(attrs["tables"]) >= 2
+    assert int(attrs["images"]) >= 1 and attrs["images-loaded"] == attrs["images"]
