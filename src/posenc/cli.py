@@ -160,6 +160,8 @@ def _fit_config_from_args(args: argparse.Namespace) -> FitConfig:
     overrides = {key: value for key, value in vars(args).items() if value is not None and "." in key}
     if args.path:
         overrides["data.path"] = args.path
+    if getattr(args, "target_path", None):
+        overrides["data.target"] = args.target_path
     return resolve_config(base, method=method, overrides=overrides)
 
 
@@ -173,7 +175,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
             raise PosencError(f"{args.out} holds a {stored.task!r} run; use `posenc resume {args.out}`")
         args.config_obj = stored
     cfg = _fit_config_from_args(args)
-    default_name = {"image": "astronaut", "signal1d": "signal1d", "silhouette": "star", "sdf": "torus", "occupancy": "torus"}.get(cfg.task, cfg.task)
+    default_name = {"image": "astronaut", "signal1d": "signal1d", "silhouette": "star", "sdf": "torus", "occupancy": "torus",
+                    "mesh-transfer": "sphere"}.get(cfg.task, cfg.task)
     out = Path(args.out or f"runs/{Path(cfg.data.path).stem or default_name}-{cfg.method.replace(':', '_')}")
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
@@ -193,6 +196,7 @@ def _run_fit(cfg: FitConfig, out: Path, progress: bool, resume: bool, force: boo
     held, ssim, psnr = metrics.get("psnr_heldout"), metrics.get("ssim"), metrics.get("psnr")
     parts = [f"psnr {psnr:.2f} dB" if psnr is not None else "", f"held-out {held:.2f} dB" if held is not None else "",
              f"ssim {ssim:.3f}" if ssim is not None else "", f"IoU {metrics['iou']:.3f}" if "iou" in metrics else "",
+             f"Chamfer-L1 {metrics['chamfer_l1']:.4f}, Dirichlet {metrics['dirichlet']:.2f}" if "dirichlet" in metrics else "",
              f"{metrics['params']:,} params", f"{metrics['seconds']:.1f} s"]
     print(f"{out}: " + ", ".join(p for p in parts if p))
     return 0
@@ -388,10 +392,14 @@ def build_parser() -> argparse.ArgumentParser:
              "signal1d": ("fit a 1-D signal (default: the built-in smooth + high-frequency signal)", ".npy or .csv column; omit for the built-in signal"),
              "silhouette": ("deform a circle onto a silhouette's contour by Chamfer distance (SAPE Fig. 9)", "GIF/PNG, white shape on black; omit for a built-in star"),
              "sdf": ("fit a signed distance field to a mesh (L1 loss; LPE's task)", "OBJ/OFF/PLY/STL mesh; omit for a built-in torus"),
-             "occupancy": ("fit an occupancy field to a mesh (BCE; occupancy networks / SAPE)", "OBJ/OFF/PLY/STL mesh; omit for a built-in torus")}
+             "occupancy": ("fit an occupancy field to a mesh (BCE; occupancy networks / SAPE)", "OBJ/OFF/PLY/STL mesh; omit for a built-in torus"),
+             "mesh-transfer": ("move a source mesh onto a target shape, keeping its tessellation (SAPE Table 2)",
+                               "source mesh (OBJ/OFF/PLY/STL); omit both meshes for a built-in sphere and rippled copy")}
     for task, data_cls in TASK_CONFIGS.items():
         tp = fit_sub.add_parser(task, help=helps[task][0])
         tp.add_argument("path", nargs="?", default=None, help=helps[task][1])
+        if task == "mesh-transfer":
+            tp.add_argument("target_path", nargs="?", default=None, metavar="target", help="target mesh")
         tp.add_argument("--out", default=None, help="output folder (default runs/<input>-<method>)")
         tp.add_argument("--config", default=None, help="start from a config.json / .yaml (flags override it)")
         tp.add_argument("--method", default=None, help="a method name with optional settings, e.g. gaussian:sigma=12, siren, sape+gaussian")
@@ -401,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
         tp.add_argument("--quiet", action="store_true", help="no progress bar")
         tp.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
         resolved = resolve_config(task)
-        taken = set(_add_dataclass_flags(tp, "data", data_cls, resolved.data, skip=("path",)))
+        taken = set(_add_dataclass_flags(tp, "data", data_cls, resolved.data, skip=("path", "target")))
         for section, cls in _SECTIONS.items():
             taken |= set(_add_dataclass_flags(tp, section, cls, getattr(resolved, section)))
         _add_policy_flags(tp, task)
@@ -456,9 +464,11 @@ def build_parser() -> argparse.ArgumentParser:
          "none,gaussian,sape+gaussian,siren,rbf_grid,sape+rbf_grid"),
         ("shapes", "methods x meshes, occupancy or sdf (IoU, Chamfer-L1, Hausdorff, previews)",
          "none,gaussian,sape+gaussian,lpe,hash_grid,siren"),
+        ("mesh-transfer", "methods x source -> target pairs (SAPE Table 2: Chamfer, Hausdorff, Dirichlet)",
+         "none,siren,rbf_grid,sape+rbf_grid,gaussian,sape+gaussian"),
     ):
         bi = bench_sub.add_parser(suite, help=help_text)
-        bi.add_argument("--data", required=True, help="folder of images / silhouettes")
+        bi.add_argument("--data", required=True, help="folder of images / silhouettes / meshes / pair files")
         bi.add_argument("--methods", default=methods)
         if suite == "shapes":
             bi.add_argument("--task", dest="shape_task", default="occupancy", choices=["occupancy", "sdf"])
@@ -481,7 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
         bi.add_argument("--device", default="cpu")
         bi.add_argument("--out", required=True)
         bi.add_argument("--quiet", action="store_true")
-        bi.set_defaults(func=_cmd_bench_images, task={"images": "image", "silhouettes": "silhouette", "shapes": "shapes"}[suite])
+        bi.set_defaults(func=_cmd_bench_images, task={"images": "image", "silhouettes": "silhouette", "shapes": "shapes",
+                                                      "mesh-transfer": "mesh-transfer"}[suite])
     bs = bench_sub.add_parser("signal1d", help="methods on a 1-D signal (SAPE Fig. 2): results.md and comparison.png")
     bs.add_argument("--methods", default="none,gaussian:sigma=30,progressive+gaussian:sigma=30,sape+gaussian:sigma=30")
     bs.add_argument("--path", default="", help=".npy / .csv signal (default: built-in)")
@@ -552,7 +563,13 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         return 0
     if not args.suite:
         raise PosencError("name a suite (posenc reproduce --list shows them)")
-    out = run_suite(config(args.suite), progress=not args.quiet)
+    rc = config(args.suite)
+    try:
+        out = run_suite(rc, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"posenc: interrupted; finished fits are kept in {rc.out}/results.jsonl and the one cut short in its "
+              "checkpoint: run the same command again to continue", file=sys.stderr)
+        return 130
     print(f"{out}: report.md, report.html, results.jsonl")
     return 0
 

@@ -123,10 +123,28 @@ class ShapeConfig:
 
 
 # task name -> its data config class; input and output dimension of its field
+@dataclass
+class MeshTransferConfig:
+    """Mesh transfer (SAPE Sec. 5.1): ``path`` the source mesh and ``target`` the target ('' for both =
+    a built-in sphere and a rippled copy); ``landmarks`` a CSV of ``source_vertex,target_vertex`` pairs
+    or ``auto``; ``points`` surface samples of the moved mesh per step (and as many target points, from
+    a pool of ``target_points``); ``conformal`` the weight of the conformal energy; ``eval_points``
+    per surface for Chamfer / Hausdorff; ``sample_seed`` for the target pool and the evaluation."""
+
+    path: str = ""
+    target: str = ""
+    landmarks: str = "auto"
+    points: int = 5000
+    target_points: int = 50000
+    conformal: float = 0.01
+    eval_points: int = 100000
+    sample_seed: int = 0
+
+
 TASK_CONFIGS: dict[str, type] = {"image": ImageConfig, "signal1d": Signal1DConfig, "silhouette": SilhouetteConfig,
-                                 "sdf": ShapeConfig, "occupancy": ShapeConfig}
+                                 "sdf": ShapeConfig, "occupancy": ShapeConfig, "mesh-transfer": MeshTransferConfig}
 TASK_DIMS: dict[str, tuple[int, int]] = {"image": (2, 3), "signal1d": (1, 1), "silhouette": (1, 2), "sdf": (3, 1),
-                                         "occupancy": (3, 1)}
+                                         "occupancy": (3, 1), "mesh-transfer": (3, 3)}
 
 # every network and training default, in one place (a task may override them in TASK_DEFAULTS)
 BASE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -166,6 +184,8 @@ TASK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
                    "encoding": {"periodic": True, "include_input": False}},
     "sdf": {},
     "occupancy": {},
+    # geometry: the paper's epsilon for SAPE's feedback (squared distances are small)
+    "mesh-transfer": {"progressive": {"spatial": {"epsilon": 1e-2}, "global": {"epsilon": 1e-2}}},
 }
 DEFAULT_METHOD = "gaussian"
 

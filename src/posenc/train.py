@@ -212,6 +212,7 @@ class Trainer:
         self.field = build_field(cfg).to(self.device)
         self.opt = torch.optim.Adam(param_groups(self.field, cfg.train.lr))
         self.gen = torch.Generator().manual_seed(cfg.train.seed)  # mini-batch draws (checkpointed)
+        self.task.generator = self.gen  # and a task's own draws inside its loss
         x, y = self.task.train_data()
         self.x, self.y = x.to(self.device), y.to(self.device)
         # full batch or mini-batches, decided (and refused when nothing fits) before anything is written
@@ -312,6 +313,7 @@ class Trainer:
         t0 = time.perf_counter()  # the fit's time includes fitting the encoding and calibration
         if self.start == 0:
             # data-dependent encodings (learned_rbf) fit themselves to the training samples first
+            self.task.prepare_field(field)
             self.encoding_fit = field.base_encoding.fit_to_data(x, y)
             self.calibration_mse = calibrate(field, self.task, self.device)
         if self.progress and self.batching["estimated_step_gb"] >= 1.0:

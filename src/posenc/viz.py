@@ -160,11 +160,12 @@ def save_frame_sequence(out_dir, pictures: list[tuple[int, np.ndarray]], duratio
 
 
 def render_surface(points: np.ndarray, normals: np.ndarray, size: int = 320, yaw: float = 35.0, pitch: float = 20.0,
-                   colors: np.ndarray | None = None, color_normals: np.ndarray | None = None) -> np.ndarray:
+                   colors: np.ndarray | None = None, color_normals: np.ndarray | None = None, shaded: bool = False) -> np.ndarray:
     """A picture of a surface given as dense points with normals (orthographic point splatting with a
     z-buffer from a fixed view; no display needed): Lambert-shaded grey; or ``colors`` ``(N, 3)`` in
     [0, 1] per point; or a normal map of ``color_normals`` ``(N, 3)`` (unoriented, in view space, each
-    flipped towards the viewer, so n and -n look alike): -> (size, size, 3) uint8."""
+    flipped towards the viewer, so n and -n look alike); ``shaded`` multiplies ``colors`` by the Lambert
+    term, so the shape stays readable under a colour map: -> (size, size, 3) uint8."""
     a, b = np.radians(yaw), np.radians(pitch)
     rot_y = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
     rot_x = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
@@ -183,12 +184,12 @@ def render_surface(points: np.ndarray, normals: np.ndarray, size: int = 320, yaw
     order = np.lexsort((-p[:, 2], flat))  # per pixel, nearest (largest z towards the viewer) first
     first = order[np.unique(flat[order], return_index=True)[1]]
     img = np.full((size * size, 3), 255.0)
+    light = np.array([0.3, 0.5, 0.8])
+    light /= np.linalg.norm(light)
+    shade = 0.25 + 0.75 * np.abs(n[first] @ light)
     if colors is not None:
-        img[flat[first]] = np.clip(np.tile(colors, (4, 1))[first], 0, 1) * 255.0
+        img[flat[first]] = np.clip(np.tile(colors, (4, 1))[first], 0, 1) * 255.0 * (shade[:, None] if shaded else 1.0)
     else:
-        light = np.array([0.3, 0.5, 0.8])
-        light /= np.linalg.norm(light)
-        shade = 0.25 + 0.75 * np.abs(n[first] @ light)
         img[flat[first]] = np.stack([shade * 200, shade * 205, shade * 220], 1)
     return img.reshape(size, size, 3).astype(np.uint8)
 

@@ -42,6 +42,12 @@ class Family:
     command: Callable[["BenchConfig"], list[str]]
     setting: Callable[["BenchConfig"], str]
     pictures: Callable[[Path, str, list[str], int, dict[tuple[str, str], Any]], None] | None = None
+    # the data settings one input file stands for (default: it is the task's path; a mesh-transfer
+    # pair file names a source, a target and landmarks)
+    input_settings: Callable[[Path], dict[str, Any]] | None = None
+
+    def settings_of(self, path: Path) -> dict[str, Any]:
+        return self.input_settings(path) if self.input_settings else {"path": str(path)}
 
 
 @dataclass
@@ -130,9 +136,9 @@ def _one(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def family_of(task: str) -> Family:
-    from . import images, shapes, silhouettes
+    from . import images, mesh_transfer, shapes, silhouettes
 
-    for family in (images.FAMILY, shapes.FAMILY, silhouettes.FAMILY):
+    for family in (images.FAMILY, shapes.FAMILY, silhouettes.FAMILY, mesh_transfer.FAMILY):
         if task in family.tasks:
             return family
     raise PosencError(f"no benchmark family runs the task {task!r}")
@@ -173,7 +179,8 @@ def run_bench(bc: BenchConfig, progress: bool = True) -> Path:
         for img in images:
             for m, mcfg in configs.items():
                 cfg = FitConfig.from_dict(mcfg.to_dict())
-                cfg.data.path = str(img)
+                for key, value in family.settings_of(img).items():
+                    setattr(cfg.data, key, value)
                 cfg.train.seed = seed
                 key = run_key(img.stem, cfg, bc.match_params)
                 digest = config_digest(cfg.to_dict())

@@ -127,7 +127,7 @@ def column_section(suite: Suite, rc: ReproduceConfig, column: Column, index: dic
     for r in res:
         paper = r.row.paper.get(column.name)
         paper_s = "-" if paper is None else (f"{paper[0]:.{d}f}" + (f" ± {paper[1]:.{d}f}" if paper[1] is not None else ""))
-        diff = "-" if (paper is None or r.cell is None) else f"{r.cell.mean - paper[0]:+.{d}f}"
+        diff = "-" if (paper is None or r.cell is None or not column.compare_paper) else f"{r.cell.mean - paper[0]:+.{d}f}"
         if r.row.name == suite.reference:
             vs = "(reference)"
         else:

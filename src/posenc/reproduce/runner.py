@@ -53,20 +53,28 @@ class ReproduceConfig:
 def find_input(root: Path, column: Column, stem: str) -> Path:
     from ..bench.runner import family_of, list_images
 
-    folder = root / column.data
+    folder = Path(column.data) if column.data.startswith("./") else root / column.data
     if not folder.is_dir():
+        if column.prepare:
+            raise PosencError(f"data folder not found: {folder}; make it with `{column.prepare}`")
         raise PosencError(f"data folder not found: {folder} (set --data-root; the shared data is ../shared/data)")
     return list_images(folder, names=(stem,), suffixes=family_of(column.task).suffixes)[0]
 
 
-def fit_config(suite: Suite, column: Column, rc: ReproduceConfig, method: str, path: Path, seed: int) -> FitConfig:
-    """The complete run config of one fit: column data settings < scale settings < column overrides."""
+def fit_config(suite: Suite, column: Column, rc: ReproduceConfig, method: str, path: Path, seed: int,
+               placeholder: bool = False) -> FitConfig:
+    """The complete run config of one fit: column data settings < scale settings < column overrides
+    (``placeholder``: ``path`` only names the input, for estimates before any data is read)."""
     from ..methods import match_params
 
     overrides: dict[str, Any] = {f"data.{k}": v for k, v in column.settings.items()}
     overrides.update({f"data.{k}": v for k, v in suite.scales.get(rc.scale, {}).get(column.task, {}).items()})
     overrides.update(column.overrides)
-    overrides.update({"data.path": str(path), "train.seed": seed, "train.threads": rc.threads, "train.device": rc.device})
+    from ..bench.runner import family_of
+
+    overrides.update({"data.path": str(path)} if placeholder else
+                     {f"data.{k}": v for k, v in family_of(column.task).settings_of(path).items()})
+    overrides.update({"train.seed": seed, "train.threads": rc.threads, "train.device": rc.device})
     if rc.iters:
         overrides["train.iters"] = rc.iters
     cfg = resolve_config(column.task, method=method, overrides=overrides)
@@ -239,6 +247,8 @@ def samples_per_step(cfg: FitConfig) -> int:
         return min(d.samples, d.batch) if d.batch else d.samples
     if cfg.task == "silhouette":
         return d.points
+    if cfg.task == "mesh-transfer":
+        return 5000  # source vertices: a nominal mesh (the pairs have 2,562-6,475)
     return d.samples
 
 
@@ -356,40 +366,47 @@ def _write_run_record(out: Path, suite: Suite, rc: ReproduceConfig, started: flo
 
 # -- estimates ----------------------------------------------------------------------------------------
 EST_GFLOPS_PER_THREAD = 80.0  # what gen25 fits reach here: 43 TFLOP of MLP work in 441 s on one thread
-EST_OVERHEAD_S = {"image": 10.0, "signal1d": 2.0, "silhouette": 10.0, "sdf": 150.0, "occupancy": 120.0}  # sampling, evaluation, pictures
+EST_OVERHEAD_S = {"image": 10.0, "signal1d": 2.0, "silhouette": 10.0, "sdf": 150.0, "occupancy": 120.0, "mesh-transfer": 40.0}  # sampling, evaluation, pictures
 
 
 def estimate(suite: Suite, rc: ReproduceConfig) -> dict[str, float]:
-    """Fits and CPU-hours of a suite before any data is read: every planned fit's MLP FLOPs at
-    ``EST_GFLOPS_PER_THREAD`` plus a per-task overhead (settings searches included)."""
-    fits, seconds, flops = 0, 0.0, 0.0
-    cache: dict[str, float] = {}
+    """Fits and CPU-hours of a suite before any data is read: every distinct planned fit's MLP FLOPs at
+    ``EST_GFLOPS_PER_THREAD`` plus a per-task overhead (settings searches included; a search's pick is
+    stood for by its middle value)."""
+    import json
+
+    planned: dict[str, tuple[Column, str]] = {}
     rows = wanted_rows(suite, rc)
     searching = {r.name for r in rows if r.select and not r.select.like} | {r.select.like for r in rows if r.select and r.select.like}
 
-    def add(column: Column, method: str, n: int) -> None:
-        nonlocal fits, seconds, flops
-        if method not in cache:
-            cfg = fit_config(suite, column, rc, method, Path(column.data) / "input", 0)
-            cache[method] = fit_flops(cfg)
-        fits += n
-        flops += n * cache[method]
-        seconds += n * (cache[method] / (EST_GFLOPS_PER_THREAD * 1e9) + EST_OVERHEAD_S[column.task])
+    def add(column: Column, method: str, stems: tuple[str, ...], seeds: int) -> None:
+        where = json.dumps([column.task, column.data, column.settings, column.overrides, column.match_params], sort_keys=True)
+        for stem in stems:
+            for seed in range(seeds):
+                planned.setdefault(f"{where}|{method}|{stem}|{seed}", (column, method))
 
-    seeds = len(seeds_of(suite, rc))
     for column in suite.columns:
         for row in suite.rows:
             if not applies(row, column):
                 continue
-            if row.name in searching and column.validation and column.name not in row.method_on:
+            searched = row.select is not None and column.validation and column.name not in row.method_on
+            if row.name in searching and searched and not row.select.like:
                 for v in row.select.values:
-                    add(column, with_setting(row.method, row.select.param, v), row.select.seeds * len(column.validation))
+                    add(column, with_setting(row.method, row.select.param, v), column.validation, row.select.seeds)
             if row not in rows or row.baseline:
                 continue
             method = row.method_on.get(column.name, row.method)
-            if row.select and column.validation and column.name not in row.method_on:
+            if searched:
                 src = suite.row(row.select.like) if row.select.like else row
                 v = src.select.values[len(src.select.values) // 2] * (row.select.factor if row.select.like else 1)
-                method = with_setting(row.method, row.select.param, v)  # a middle value stands for the pick
-            add(column, method, seeds * len(test_inputs(column, rc)))
-    return {"fits": fits, "cpu_hours": seconds / 3600, "pflop": flops / 1e15}
+                method = with_setting(row.method, row.select.param, v)
+            add(column, method, test_inputs(column, rc), len(seeds_of(suite, rc)))
+    flops: dict[str, float] = {}
+    seconds = total = 0.0
+    for column, method in planned.values():
+        key = f"{column.name}|{method}"
+        if key not in flops:
+            flops[key] = fit_flops(fit_config(suite, column, rc, method, Path("input"), 0, placeholder=True))
+        total += flops[key]
+        seconds += flops[key] / (EST_GFLOPS_PER_THREAD * 1e9) + EST_OVERHEAD_S[column.task]
+    return {"fits": len(planned), "cpu_hours": seconds / 3600, "pflop": total / 1e15}

@@ -30,7 +30,7 @@ from typing import Any
 from ..errors import PosencError
 
 SCALES = ("cpu", "paper")
-TASKS = ("image", "signal1d", "silhouette", "sdf", "occupancy")
+TASKS = ("image", "signal1d", "silhouette", "sdf", "occupancy", "mesh-transfer")
 BASELINES = ("bilinear", "bicubic")
 
 
@@ -50,7 +50,8 @@ class Select:
 
 @dataclass(frozen=True)
 class Column:
-    """A data set under one task: ``data`` (a folder under the data root), ``test`` and ``validation``
+    """A data set under one task: ``data`` (a folder under the data root, or under the working folder
+    when it starts with ``./``; ``prepare`` names the command that makes it), ``test`` and ``validation``
     file stems, data ``settings`` (``protocol``, ``crop``, ...), run ``overrides`` (dotted keys),
     ``metric`` (the cell's figure) with its ``digits``, and ``match_params`` (size every method to this
     many learned parameters; 0 = each method's own size)."""
@@ -66,6 +67,8 @@ class Column:
     digits: int = 2
     match_params: int = 0
     higher_is_better: bool = True
+    compare_paper: bool = True  # False: the paper's figure is shown, not subtracted (other units or scale)
+    prepare: str = ""  # the command that makes a generated data folder, named when it is missing
 
 
 @dataclass(frozen=True)
@@ -247,6 +250,8 @@ def _parse(raw: dict[str, Any], path: str) -> Suite:
             settings=_take(c, "settings", dict, where, {}), overrides=_take(c, "overrides", dict, where, {}),
             match_params=_take(c, "match_params", int, where, 0),
             higher_is_better=_take(c, "higher_is_better", bool, where, True),
+            compare_paper=_take(c, "compare_paper", bool, where, True),
+            prepare=_take(c, "prepare", str, where, ""),
         )
         _done(c, where)
         if not col.test:

@@ -7,6 +7,7 @@ from typing import Any
 from ..errors import PosencError
 from .base import Task
 from .image import ImageTask
+from .mesh_transfer import MeshTransferTask
 from .signal1d import Signal1DTask
 from .shapes import ShapeTask
 from .silhouette import SilhouetteTask
@@ -25,7 +26,7 @@ class _ShapeKind:
 
 
 TASKS: dict[str, Any] = {"image": ImageTask, "signal1d": Signal1DTask, "silhouette": SilhouetteTask,
-                         "sdf": _ShapeKind("sdf"), "occupancy": _ShapeKind("occupancy")}
+                         "sdf": _ShapeKind("sdf"), "occupancy": _ShapeKind("occupancy"), "mesh-transfer": MeshTransferTask}
 
 
 def make_task(name: str, data_config: Any) -> Any:
@@ -34,4 +35,4 @@ def make_task(name: str, data_config: Any) -> Any:
     return TASKS[name](data_config)
 
 
-__all__ = ["Task", "ImageTask", "Signal1DTask", "SilhouetteTask", "ShapeTask", "TASKS", "make_task"]
+__all__ = ["Task", "ImageTask", "MeshTransferTask", "Signal1DTask", "SilhouetteTask", "ShapeTask", "TASKS", "make_task"]

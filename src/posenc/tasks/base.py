@@ -46,6 +46,11 @@ class Task:
         per_sample = self.loss_per_sample(pred, target)
         return per_sample.mean(), per_sample
 
+    generator: torch.Generator | None = None  # set by the trainer: random draws inside a loss (checkpointed)
+
+    def prepare_field(self, field: torch.nn.Module) -> None:
+        """Adjust a new field before training starts (mesh transfer zeroes its output layer); default: nothing."""
+
     def calibration(self) -> tuple[torch.Tensor, torch.Tensor, int, float] | None:
         """A warm-up fit by MSE before training: ``(x, target, iterations, lr)``, or None."""
         return None
