@@ -279,7 +279,12 @@ def write_reports(out: Path, suite: Suite, rc: ReproduceConfig) -> None:
     head, sections = build_sections(out, suite, rc)
     atomic_write_text(out / "report.md", to_markdown(suite, head, sections))
     atomic_write_text(out / "report.html", to_html(out, suite, head, sections))
-    summary = {s.title: [dict(zip(t.header, r)) for r in t.rows] for s in sections for t in s.tables[:1]}
+    summary = {"suite": suite.name, "title": suite.title, "command": command_line(rc), "reference": suite.reference,
+               "seeds": rc.seeds or suite.seeds,
+               "columns": [{"name": c.name, "metric": c.metric, "higher_is_better": c.higher_is_better,
+                            "rows": [{"row": r[0], "method": r[1].strip("`"), "posenc": r[2], "paper": r[3],
+                                      "vs_reference": r[5], "runs": r[7]} for r in sec.tables[0].rows]}
+                           for c, sec in zip(suite.columns, sections)]}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
 
 
