@@ -136,6 +136,9 @@ def column_section(suite: Suite, rc: ReproduceConfig, column: Column, index: dic
         rows.append([r.row.name, f"`{method}`", fmt_cell(r.cell, d), paper_s, diff, vs,
                      "-" if r.cell is None else f"{r.cell.seed_std:.{d}f}", f"{r.cell.runs if r.cell else 0}/{r.planned}"])
     sec.tables.append(Table(header, rows))
+    order = ordering(res, column)
+    if order:
+        sec.paragraphs.append(order)
     # selections
     picks = []
     for r in res:
@@ -177,6 +180,24 @@ def column_section(suite: Suite, rc: ReproduceConfig, column: Column, index: dic
         if path:
             sec.pictures.append((path, f"{column.metric} against {sweep_rows[0].sweep_param} ({base})"))
     return sec
+
+
+def ordering(res: list[RowResult], column: Column) -> str:
+    """The rows ranked by posenc's figure and by the paper's (best first), and whether they agree."""
+    both = [r for r in res if r.cell is not None and column.name in r.row.paper]
+    if len(both) < 2:
+        return ""
+    sign = -1.0 if column.higher_is_better else 1.0
+    ours = sorted(both, key=lambda r: sign * r.cell.mean)
+    theirs = sorted(both, key=lambda r: sign * r.row.paper[column.name][0])
+    pairs = [(a, b) for i, a in enumerate(both) for b in both[i + 1:]]
+    concordant = sum(1 for a, b in pairs if (a.cell.mean - b.cell.mean) * (a.row.paper[column.name][0] - b.row.paper[column.name][0]) > 0)
+    text = (f"Ordering, best first: posenc {' > '.join(r.row.name for r in ours)}; paper {' > '.join(r.row.name for r in theirs)}. "
+            f"{concordant} of {len(pairs)} row pairs are in the paper's order")
+    if ours[0].row.name != theirs[0].row.name:
+        text += (f"; the paper's best row ({theirs[0].row.name}) is not the best here ({ours[0].row.name}: "
+                 f"{ours[0].cell.mean:.{column.digits}f} against {theirs[0].cell.mean:.{column.digits}f})")
+    return text + "."
 
 
 def _search_means(suite: Suite, rc: ReproduceConfig, row: Row, column: Column, index: dict[str, dict[str, Any]],
