@@ -184,3 +184,30 @@ def test_silhouette_task_makes_encodings_periodic_without_raw_input():
     assert sape.encoding["periodic"] is True and sape.encoding["include_input"] is False
     assert apply_method(base, "none").encoding == {"type": "none"}  # the raw-p baseline stays raw
     assert apply_method(FitConfig.for_task("image"), "sape+gaussian").encoding["periodic"] is False
+
+
+@pytest.mark.parametrize("cfg", [
+    {"type": "basic"},
+    {"type": "positional", "frequencies": 5, "max_freq": 16.0},
+    {"type": "gaussian", "sigma": 6.0, "features": 12},
+    {"type": "gaussian", "sigma": 6.0, "features": 12, "sampling": "radial"},
+], ids=lambda c: c["type"] + ("-radial" if c.get("sampling") else ""))
+@pytest.mark.parametrize("d", [1, 2])
+def test_each_band_oscillates_at_its_declared_frequency(cfg, d):
+    """A sinusoidal band's channels are sin/cos(2 pi f . x): their gradient norm is 2 pi |f| times the
+    other channel of the pair, so |grad| of the pair is 2 pi |f| everywhere; the declared band
+    frequency (what SAPE's heat maps and ramps use) must be that |f|."""
+    enc = build_encoding(cfg, d).double()
+    x = torch.rand(64, d, dtype=torch.float64, requires_grad=True)
+    for band in enc.bands:
+        if band.frequency == 0:  # identity channels
+            continue
+        feats = enc(x)[:, band.channels]
+        grads = []
+        for c in range(feats.shape[1]):
+            g, = torch.autograd.grad(feats[:, c].sum(), x, retain_graph=True)
+            grads.append(g)
+        # per (cos, sin) pair of one frequency vector: |grad cos|^2 + |grad sin|^2 = (2 pi |f|)^2
+        energy = sum(g.square().sum(-1) for g in grads) / (len(grads) / 2)
+        measured = energy.sqrt() / (2 * math.pi)
+        torch.testing.assert_close(measured, torch.full_like(measured, band.frequency), rtol=1e-4, atol=1e-4)

@@ -51,6 +51,21 @@ def test_tiled_ssim_equals_one_call():
     b = np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1)
     assert ssim(b, a, tile=16) == pytest.approx(ssim(b, a), rel=1e-12)
     assert ssim(b, a, tile=13) == pytest.approx(ssim(b, a), rel=1e-12)
+    # sizes where a last tile starts inside the border (68 = 3 + 5 x 13, 94 = 3 + 7 x 13): it must not be measured
+    a2 = rng.random((68, 94, 3))
+    b2 = np.clip(a2 + rng.normal(0, 0.1, a2.shape), 0, 1)
+    for tile in (13, 16, 40):
+        assert ssim(b2, a2, tile=tile) == pytest.approx(ssim(b2, a2), rel=1e-12)
+
+
+def test_metrics_compute_in_float64_whatever_the_input():
+    rng = np.random.default_rng(3)
+    a = rng.random((40, 40, 3)).astype(np.float32)
+    b = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1).astype(np.float32)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    exact = -10 * math.log10(float(((b64 - a64) ** 2).mean()))
+    assert psnr(b, a) == pytest.approx(exact, rel=1e-12)  # float32 arithmetic would be off by ~1e-7
+    assert ssim(b, a) == pytest.approx(ssim(b64, a64), rel=1e-12)
 
 
 def test_iou_is_not_dice():

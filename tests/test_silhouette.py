@@ -95,3 +95,54 @@ def test_short_silhouette_fit_writes_outputs(tmp_path):
     assert 0.0 <= m["iou"] <= 1.0 and m["chamfer"] > 0
     for name in ("overlay.png", "heatmap.png", "frames.gif", "metrics.json", "model.safetensors"):
         assert (tmp_path / "run" / name).exists(), name
+
+
+def _inside_even_odd(polygon, x, y):
+    """Reference point-in-polygon by the crossing number (even-odd), one point at a time."""
+    inside = False
+    n = len(polygon)
+    for i in range(n):
+        (xa, ya), (xb, yb) = polygon[i], polygon[(i + 1) % n]
+        if (ya > y) != (yb > y) and x < xa + (y - ya) * (xb - xa) / (yb - ya):
+            inside = not inside
+    return inside
+
+
+@pytest.mark.parametrize("name", ["triangle", "concave", "pentagram"])
+def test_rasterise_is_the_even_odd_fill_with_row_0_on_top(name):
+    from posenc.tasks.silhouette import rasterise
+
+    polygons = {
+        "triangle": np.array([[-0.9, -0.9], [0.9, -0.9], [-0.9, 0.9]]),  # lower-left half: the top rows are empty
+        "concave": np.array([[-0.8, -0.8], [0.8, -0.8], [0.8, 0.8], [0.0, 0.1], [-0.8, 0.8]]),
+        "pentagram": np.array([[np.cos(a), np.sin(a)] for a in np.pi / 2 + 4 * np.pi / 5 * np.arange(5)]) * 0.9,
+    }
+    poly = polygons[name]
+    res = 24
+    mask = rasterise(poly, res)
+    centres = (np.arange(res) + 0.5) / res * 2 - 1
+    expected = np.array([[_inside_even_odd(poly, x, -y) for x in centres] for y in centres])
+    np.testing.assert_array_equal(mask, expected)
+    if name == "triangle":
+        assert not mask[0].any() and mask[res // 2 :].sum() > 2 * mask[: res // 2].sum()
+    if name == "pentagram":
+        assert not mask[res // 2, res // 2]  # the doubly covered centre is outside under even-odd
+
+
+def test_resample_closed_is_even_by_arc_length_and_does_not_repeat_the_start():
+    from posenc.tasks.silhouette import resample_closed
+
+    square = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    pts = resample_closed(square, 8)
+    np.testing.assert_allclose(pts, [[0, 0], [0.5, 0], [1, 0], [1, 0.5], [1, 1], [0.5, 1], [0, 1], [0, 0.5]], atol=1e-12)
+    tri = resample_closed(np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]]), 12)  # perimeter 12: one unit apart
+    gaps = np.linalg.norm(np.diff(np.concatenate([tri, tri[:1]]), axis=0), axis=1)
+    assert gaps.max() <= 1.0 + 1e-9 and len(tri) == 12
+
+
+def test_calibration_target_is_the_unit_circle():
+    task = SilhouetteTask(SilhouetteConfig(points=64))
+    p, circle, iters, lr = task.calibration()
+    angle = 2 * np.pi * p[:, 0].double()
+    torch.testing.assert_close(circle.double(), torch.stack([angle.cos(), angle.sin()], 1), rtol=0, atol=1e-6)
+    assert (iters, lr) == (task.cfg.calib_iters, task.cfg.calib_lr)
