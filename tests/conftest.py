@@ -23,3 +23,17 @@ def image_path(tmp_path):
     path = tmp_path / "img.png"
     Image.fromarray(smooth_test_image()).save(path)
     return path
+
+
+def interrupt_on_call(monkeypatch, owner, name: str, call: int) -> None:
+    """Make ``owner.name`` raise KeyboardInterrupt on its ``call``-th call (a Ctrl-C inside a step)."""
+    original = getattr(owner, name)
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, flaky)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import interrupt_on_call
 from posenc.config import FitConfig, ImageConfig, NetworkConfig, TrainConfig
 from posenc.io import load_image
 from posenc.metrics import psnr
@@ -133,16 +134,7 @@ def test_interrupt_then_resume(image_path, tmp_path, monkeypatch):
     run = tmp_path / "run"
     cfg = small_config(image_path, iters=30)
     trainer = Trainer(cfg, run, progress=False)
-    calls = {"n": 0}
-    original = trainer.task.loss_per_sample
-
-    def flaky(pred, target):
-        calls["n"] += 1
-        if calls["n"] == 13:
-            raise KeyboardInterrupt
-        return original(pred, target)
-
-    monkeypatch.setattr(trainer.task, "loss_per_sample", flaky)
+    interrupt_on_call(monkeypatch, trainer.task, "loss_per_sample", 13)
     with pytest.raises(KeyboardInterrupt):
         trainer.run()
     partial = json.loads((run / "metrics.json").read_text())
@@ -320,16 +312,7 @@ def test_eval_history_survives_an_interrupt(image_path, tmp_path, monkeypatch):
     cfg = small_config(image_path, iters=30)
     cfg.train.eval_every = 5
     trainer = Trainer(cfg, tmp_path / "run", progress=False)
-    calls = {"n": 0}
-    original = trainer.task.loss_per_sample
-
-    def flaky(pred, target):
-        calls["n"] += 1
-        if calls["n"] == 13:
-            raise KeyboardInterrupt
-        return original(pred, target)
-
-    monkeypatch.setattr(trainer.task, "loss_per_sample", flaky)
+    interrupt_on_call(monkeypatch, trainer.task, "loss_per_sample", 13)
     with pytest.raises(KeyboardInterrupt):
         trainer.run()
     resumed = Trainer(cfg, tmp_path / "run", progress=False)

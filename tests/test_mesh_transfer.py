@@ -9,6 +9,7 @@ import pytest
 import torch
 import trimesh
 
+from conftest import interrupt_on_call
 from posenc.cli import main
 from posenc.config import FitConfig, MeshTransferConfig, NetworkConfig, TrainConfig
 from posenc.errors import PosencError
@@ -159,16 +160,7 @@ def test_sape_transfer_writes_the_frequency_map_and_resumes_exactly(tmp_path, mo
     assert (tmp_path / "straight" / "heatmap.png").exists()
     assert straight["policy"]  # the per-vertex feedback moved the mask
     trainer = Trainer(cfg, tmp_path / "cut", progress=False)
-    calls = {"n": 0}
-    original = trainer.task.loss
-
-    def flaky(pred, target, x):
-        calls["n"] += 1
-        if calls["n"] == 13:
-            raise KeyboardInterrupt
-        return original(pred, target, x)
-
-    monkeypatch.setattr(trainer.task, "loss", flaky)
+    interrupt_on_call(monkeypatch, trainer.task, "loss", 13)
     with pytest.raises(KeyboardInterrupt):
         trainer.run()
     resumed = Trainer(cfg, tmp_path / "cut", progress=False)

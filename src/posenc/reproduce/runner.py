@@ -277,16 +277,13 @@ def execute(jobs: list[dict[str, Any]], rc: ReproduceConfig) -> Iterator[tuple[d
 def check(rc: ReproduceConfig) -> None:
     if rc.scale not in ("cpu", "paper"):
         raise PosencError(f"unknown scale {rc.scale!r}; valid: cpu, paper")
-    if rc.seeds < 0 or rc.seeds > 100:
-        raise PosencError(f"seeds must be 1-100 (0 = the suite's), got {rc.seeds}")
-    if rc.limit < 0:
-        raise PosencError(f"limit must be >= 0, got {rc.limit}")
-    if rc.workers < 1:
-        raise PosencError(f"workers must be >= 1, got {rc.workers}")
-    if rc.threads < 1:
-        raise PosencError(f"threads per fit must be >= 1, got {rc.threads}")
-    if rc.iters < 0:
-        raise PosencError(f"iters must be >= 0 (0 = the suite's), got {rc.iters}")
+    from ..validation import check_range
+
+    check_range("seeds", rc.seeds, 0, 100, "--")  # 0 = the suite's
+    check_range("limit", rc.limit, 0, None, "--")
+    check_range("workers", rc.workers, 1, None, "--")
+    check_range("threads", rc.threads, 1, None, "--")
+    check_range("iters", rc.iters, 0, None, "--")  # 0 = the suite's
     if rc.executor not in ("local", "ray"):
         raise PosencError(f"unknown executor {rc.executor!r}; valid: local, ray")
     if rc.executor == "ray":
