@@ -174,3 +174,28 @@ def test_a_second_bench_process_on_one_folder_is_refused(tmp_path):
             run_image_bench(bc, progress=False)
     run_image_bench(bc, progress=False)
     assert len((tmp_path / "out" / "results.jsonl").read_text().splitlines()) == 1
+
+
+def _sleepy_job(job):
+    """Worker for the pool test: job 0 returns at once, the others sleep and then leave a marker."""
+    import time as _time
+    from pathlib import Path as _Path
+
+    if job["i"] == 0:
+        return 0
+    _time.sleep(4)
+    _Path(job["marker"]).write_text("finished")
+    return job["i"]
+
+
+def test_stopping_a_parallel_run_drops_queued_jobs_and_ends_running_ones(tmp_path):
+    """Ctrl-C (or any exit) in a bench / reproduce driver with --workers > 1 must not leave the pool
+    running every queued fit to the end (what ProcessPoolExecutor's context manager does)."""
+    from posenc.bench.common import run_jobs
+
+    jobs = [{"i": i, "marker": str(tmp_path / f"done{i}")} for i in range(6)]
+    gen = run_jobs(_sleepy_job, jobs, workers=2)
+    first_job, result = next(gen)
+    assert first_job["i"] == 0 and result == 0
+    gen.close()  # what a KeyboardInterrupt in the loop body does
+    assert not any((tmp_path / f"done{i}").exists() for i in range(1, 6))

@@ -29,13 +29,25 @@ def run_jobs(fn: Callable[[Any], Any], jobs: list[Any], workers: int) -> Iterato
             yield job, fn(job)
         return
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent) as pool:
-        pending = {pool.submit(fn, job): job for job in jobs}
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent)
+    pending = {pool.submit(fn, job): job for job in jobs}
+    try:
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 job = pending.pop(fut)
                 yield job, fut.result()
+    except BaseException:
+        # Ctrl-C, SIGTERM or a failed job: queued jobs are dropped and running fits get SIGTERM, which
+        # ends each at its next step boundary with a checkpoint (a rerun continues them exactly)
+        for fut in pending:
+            fut.cancel()
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            if proc.is_alive():
+                proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def mean_std(values: Iterable[float | None]) -> tuple[float, float, int]:
