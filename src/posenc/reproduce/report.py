@@ -105,7 +105,8 @@ def _fmt(v: float | None, digits: int) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def column_section(suite: Suite, rc: ReproduceConfig, column: Column, index: dict[str, dict[str, Any]], out: Path) -> Section:
+def column_section(suite: Suite, rc: ReproduceConfig, column: Column, index: dict[str, dict[str, Any]], out: Path,
+                   drawn: dict[tuple[str, str], str] | None = None) -> Section:
     from ..bench.runner import family_of
 
     d = column.digits
@@ -151,7 +152,7 @@ def column_section(suite: Suite, rc: ReproduceConfig, column: Column, index: dic
                          + ("pending" if value is None else f"{value:g}"))
             continue
         means = _search_means(suite, rc, r.row, column, index, out)
-        listing = ", ".join(f"{v:g}: {m:.{d}f}" if m is not None else f"{v:g}: -" for v, m in means)
+        listing = ", ".join(f"{v:g}: {m:.4g}" if m is not None else f"{v:g}: -" for v, m in means)
         picks.append(f"**{r.row.name}**: {sel.param} picked on {', '.join(column.validation)} by the "
                      f"{sel.rule} of {sel.metric or column.metric} over {sel.seeds} seed(s): "
                      + ("pending" if value is None else f"**{value:g}**") + f" ({listing})")
@@ -171,9 +172,14 @@ def column_section(suite: Suite, rc: ReproduceConfig, column: Column, index: dic
         sec.tables.append(Table(header, per, caption=f"{column.metric} per input (mean ± std over seeds)"))
     # montages
     family = family_of(column.task)
+    drawn = {} if drawn is None else drawn
     for stem in list(column.test[: rc.limit] if rc.limit else column.test)[:MONTAGE_INPUTS]:
+        if (column.data, stem) in drawn:  # the same fits pictured under an earlier column
+            sec.paragraphs.append(f"Pictures of {stem}: see {drawn[(column.data, stem)]}.")
+            continue
         path = _montage(out, column, stem, res, family.tile, family.target)
         if path:
+            drawn[(column.data, stem)] = f"the {column.name} section"
             sec.pictures.append((path, f"{stem}: {'target, then ' if family.target else ''}every row (seed 0) with its {column.metric}"))
     for base, sweep_rows in suite.sweeps().items():
         path = _sweep_plot(out, column, base, [r for r in res if r.row in sweep_rows])
@@ -293,7 +299,8 @@ def build_sections(out: Path, suite: Suite, rc: ReproduceConfig) -> tuple[list[s
         f"machine: {platform.machine()}, {rc.executor} executor, {rc.workers} worker(s) x {rc.threads} thread(s).",
         cost_paragraph(suite, rc, index, out),
     ]
-    return [h for h in head if h], [column_section(suite, rc, c, index, out) for c in suite.columns]
+    drawn: dict[tuple[str, str], str] = {}
+    return [h for h in head if h], [column_section(suite, rc, c, index, out, drawn) for c in suite.columns]
 
 
 def write_reports(out: Path, suite: Suite, rc: ReproduceConfig) -> None:
