@@ -237,6 +237,43 @@ def test_a_killed_driver_loses_and_repeats_nothing(tiny, monkeypatch):
     assert a == b
 
 
+def test_reuse_copies_identical_fits_from_another_suite_and_runs_the_rest(tiny, monkeypatch):
+    from posenc.reproduce import runner
+
+    tmp_path, suite = tiny
+    first = run_suite(config(tmp_path, suite, out="first", only=("none",), seeds=1), progress=False)
+    ran = []
+    original = runner.run_one
+    monkeypatch.setattr(runner, "run_one", lambda job: ran.append(job["digest"]) or original(job))
+    second = run_suite(config(tmp_path, suite, out="second", seeds=1, reuse=(str(first),)), progress=False)
+    theirs = {r["digest"]: r for r in read_jsonl(first / "results.jsonl")}
+    mine = read_jsonl(second / "results.jsonl")
+    reused = [r for r in mine if "reused_from" in r]
+    assert {r["digest"] for r in reused} == set(theirs) and len(reused) == 2  # "none" on both inputs
+    assert not set(ran) & set(theirs) and len(ran) == len(mine) - 2  # the rest ran (baselines run anew)
+    for r in reused:
+        assert r["metrics"] == theirs[r["digest"]]["metrics"] and r["reused_from"].startswith("first/")
+        assert (second / r["out"]).resolve() == (first / theirs[r["digest"]]["out"]).resolve()
+    assert "2 of them are identical fits taken from first" in (second / "report.md").read_text()
+    assert "--reuse" in (second / "report.md").read_text()
+    # a setting that changes the config is a different fit: nothing is shared
+    third = run_suite(config(tmp_path, suite, out="third", only=("none",), seeds=1, iters=3, reuse=(str(first),)),
+                      progress=False)
+    assert not any("reused_from" in r for r in read_jsonl(third / "results.jsonl"))
+    with pytest.raises(PosencError, match="no results.jsonl"):
+        run_suite(config(tmp_path, suite, out="fourth", reuse=(str(tmp_path / "nowhere"),)), progress=False)
+
+
+def test_a_scale_may_set_any_section_with_dotted_keys(tiny):
+    from posenc.reproduce.runner import fit_config
+
+    tmp_path, suite = tiny
+    suite.write_text(suite.read_text().replace('image = { res = 16 }', 'image = { res = 16, "train.lr" = 0.002 }'))
+    s = load_suite(suite)
+    cfg = fit_config(s, s.columns[0], config(tmp_path, suite), "none", tmp_path / "data" / "pics" / "a.png", 0)
+    assert cfg.train.lr == 0.002 and cfg.data.res == 16
+
+
 def test_only_and_limit_make_a_slice(tiny):
     tmp_path, suite = tiny
     out = run_suite(config(tmp_path, suite, only=("none", "bilinear"), limit=1, seeds=1), progress=False)

@@ -527,6 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--gpus", type=float, default=0.0, help="GPUs per fit (Ray)")
     rp.add_argument("--data-root", default="../shared/data", help="folder holding images/, meshes/, silhouettes/")
     rp.add_argument("--out", default=None, help="results folder (default repro/<suite>)")
+    rp.add_argument("--reuse", default="", help="comma-separated folders of other suites' results: a fit with the "
+                    "same config, input and seed is copied from there instead of run again")
     rp.add_argument("--quiet", action="store_true")
     rp.set_defaults(func=_cmd_reproduce)
 
@@ -547,7 +549,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         return ReproduceConfig(suite=name, out=args.out or f"repro/{Path(name).stem}", scale=args.scale, seeds=args.seeds,
                                only=tuple(x for x in args.only.split(",") if x), limit=args.limit, executor=args.executor,
                                workers=args.workers, address=args.address, threads=args.threads, device=args.device,
-                               gpus=args.gpus, data_root=args.data_root, iters=args.iters)
+                               gpus=args.gpus, data_root=args.data_root, iters=args.iters,
+                               reuse=tuple(x for x in args.reuse.split(",") if x))
 
     if args.list:
         suites = [load_suite(args.suite)] if args.suite else list_suites()

@@ -70,6 +70,8 @@ def command_line(rc: ReproduceConfig) -> str:
         args += ["--workers", str(rc.workers)]
     if rc.data_root != "../shared/data":
         args += ["--data-root", rc.data_root]
+    if rc.reuse:
+        args += ["--reuse", ",".join(rc.reuse)]
     args += ["--out", rc.out]
     return "posenc " + " ".join(shlex.quote(a) for a in args)
 
@@ -281,7 +283,11 @@ def cost_paragraph(suite: Suite, rc: ReproduceConfig, index: dict[str, dict[str,
     peak = matmul_peak(threads=1, n=1024, repeats=5)
     bound = flops / (peak * 1e9)
     eff = bound * 1.0 / cpu_seconds if cpu_seconds else float("nan")
-    return (f"Cost: {len(rows)} fits; wall time {wall / 3600:.2f} h over every invocation of this command; "
+    reused = sum("reused_from" in r for r in rows)
+    shared = (f" ({reused} of them are identical fits taken from "
+              f"{', '.join(sorted({r['reused_from'].split('/')[0] for r in rows if 'reused_from' in r}))}: "
+              "same config, input and seed; their time counts here but was spent once)") if reused else ""
+    return (f"Cost: {len(rows)} fits{shared}; wall time {wall / 3600:.2f} h over every invocation of this command; "
             f"{cpu_seconds / 3600:.2f} CPU-hours of fitting (fit seconds x threads). The MLP work is at least "
             f"{flops / 1e15:.2f} PFLOP (forward + backward of the linear layers); at the matmul peak measured when "
             f"this report was written ({peak:.0f} GFLOP/s on one thread) that takes {bound / 3600:.2f} CPU-hours, "

@@ -47,6 +47,7 @@ class ReproduceConfig:
     gpus: float = 0.0
     data_root: str = str(DEFAULT_DATA_ROOT)
     iters: int = 0  # 0 = the suite's; a smaller budget is for quick looks only (recorded in every config)
+    reuse: tuple[str, ...] = ()  # other suites' folders: a fit with the same complete config is taken from them
 
 
 # -- planning ---------------------------------------------------------------------------------------
@@ -63,12 +64,14 @@ def find_input(root: Path, column: Column, stem: str) -> Path:
 
 def fit_config(suite: Suite, column: Column, rc: ReproduceConfig, method: str, path: Path, seed: int,
                placeholder: bool = False) -> FitConfig:
-    """The complete run config of one fit: column data settings < scale settings < column overrides
+    """The complete run config of one fit: column data settings < scale settings (data settings, or dotted
+    keys such as ``"train.iters"``) < column overrides
     (``placeholder``: ``path`` only names the input, for estimates before any data is read)."""
     from ..methods import match_params
 
     overrides: dict[str, Any] = {f"data.{k}": v for k, v in column.settings.items()}
-    overrides.update({f"data.{k}": v for k, v in suite.scales.get(rc.scale, {}).get(column.task, {}).items()})
+    overrides.update({k if "." in k else f"data.{k}": v  # a dotted key ("train.iters") names any section
+                      for k, v in suite.scales.get(rc.scale, {}).get(column.task, {}).items()})
     overrides.update(column.overrides)
     from ..bench.runner import family_of
 
@@ -319,11 +322,17 @@ def _run_stages(out: Path, suite: Suite, rc: ReproduceConfig, rows: list[Row], p
     from tqdm import tqdm
 
     results_path = out / "results.jsonl"
+    shared = reused_index(rc, out)
     stage = 0
     while True:
         index = results_index(out)
         tests, waiting = test_jobs(suite, rc, rows, out, index)
         jobs = unique([j for j in validation_jobs(suite, rc, rows, out) + tests if j["digest"] not in index])
+        if any(j["digest"] in shared for j in jobs):  # the same fit another suite ran: copy its row, then re-plan
+            for job in jobs:
+                if job["digest"] in shared:
+                    append_jsonl(results_path, reused_row(job, shared[job["digest"]], suite, rc, out))
+            continue
         if not jobs:
             break
         stage += 1
@@ -346,6 +355,34 @@ def _run_stages(out: Path, suite: Suite, rc: ReproduceConfig, rows: list[Row], p
 def results_index(out: Path) -> dict[str, dict[str, Any]]:
     """Rows of ``results.jsonl`` by digest (a config that two rows of a suite share runs once)."""
     return {r["digest"]: r for r in read_jsonl(out / "results.jsonl")}
+
+
+def reused_index(rc: ReproduceConfig, out: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """Fit rows of the ``rc.reuse`` folders by digest, with the folder each came from (baselines are cheap
+    and stay local). A digest covers the complete config, input and seed, so a shared row is the same fit."""
+    shared: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for folder in map(Path, rc.reuse):
+        if not (folder / "results.jsonl").is_file():
+            raise PosencError(f"--reuse: no results.jsonl in {folder}")
+        if folder.resolve() == out.resolve():
+            continue
+        for r in read_jsonl(folder / "results.jsonl"):
+            if r.get("kind") == "fit" and not r.get("metrics", {}).get("interrupted"):
+                shared.setdefault(r["digest"], (folder, r))
+    return shared
+
+
+def reused_row(job: dict[str, Any], found: tuple[Path, dict[str, Any]], suite: Suite, rc: ReproduceConfig,
+               out: Path) -> dict[str, Any]:
+    """This suite's row for a fit another suite ran: its metrics, and its folder relative to ``out``."""
+    import os
+
+    folder, r = found
+    row = dict(job)
+    row.update({"suite": suite.name, "scale": rc.scale, "metrics": r["metrics"],
+                "out": os.path.relpath(folder / r["out"], out),  # a row that was itself reused points on
+                "reused_from": r.get("reused_from", f"{folder.name}/{r['out']}")})
+    return row
 
 
 def unique(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -231,7 +231,7 @@ def _parse(raw: dict[str, Any], path: str) -> Suite:
         if scale not in SCALES:
             raise PosencError(f"scales.{scale}: unknown scale; valid: {', '.join(SCALES)}")
         if not isinstance(by_task, dict) or not all(t in TASKS and isinstance(v, dict) for t, v in by_task.items()):
-            raise PosencError(f"scales.{scale} must map task names ({', '.join(TASKS)}) to data settings")
+            raise PosencError(f"scales.{scale} must map task names ({', '.join(TASKS)}) to settings (data settings, or dotted keys such as \"train.iters\")")
         scales[scale] = by_task
     columns = []
     for i, c in enumerate(_take(raw, "columns", list, "suite")):
