@@ -301,7 +301,8 @@ def build_sections(out: Path, suite: Suite, rc: ReproduceConfig) -> tuple[list[s
         f"Made by: `{command_line(rc)}`",
         f"Source: {suite.source}." if suite.source else "",
         suite.notes,
-        f"Scale `{rc.scale}`; {rc.seeds or suite.seeds} seeds per cell (network seeds 0-{(rc.seeds or suite.seeds) - 1}); "
+        f"Scale `{rc.scale}`; {rc.seeds or suite.seeds} seed{'s' if (rc.seeds or suite.seeds) != 1 else ''} per cell "
+        f"(network seeds 0-{(rc.seeds or suite.seeds) - 1}); "
         f"machine: {platform.machine()}, {rc.executor} executor, {rc.workers} worker(s) x {rc.threads} thread(s).",
         cost_paragraph(suite, rc, index, out),
     ]
