@@ -200,6 +200,15 @@ def test_selection_stats_report_and_resume(tiny):
     # a rerun repeats nothing
     run_suite(config(tmp_path, suite), progress=False)
     assert len(read_jsonl(out / "results.jsonl")) == len(rows)
+    # each invocation records the matmul peak it measured around its fits; the report takes their median
+    invocations = read_jsonl(out / "invocations.jsonl")
+    assert len(invocations) == 2 and all(inv["matmul_peak_gflops"] > 0 for inv in invocations)
+    from posenc.reproduce.report import write_reports
+
+    measured = [dict(invocations[0], matmul_peak_gflops=p) for p in (100.0, 400.0, 250.0)]
+    (out / "invocations.jsonl").write_text("".join(json.dumps(inv) + "\n" for inv in measured))
+    write_reports(out, load_suite(suite), config(tmp_path, suite))
+    assert "(250 GFLOP/s, the median over 3 invocation(s) of this command" in (out / "report.md").read_text()
 
 
 def test_a_killed_driver_loses_and_repeats_nothing(tiny, monkeypatch):
@@ -301,6 +310,30 @@ def _chromium() -> str | None:
 
 
 @pytest.mark.skipif(_chromium() is None, reason="needs chromium (make test installs it)")
+def test_large_pictures_are_inlined_as_jpeg_and_small_ones_stay_png(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from posenc.reproduce.report import PNG_INLINE_LIMIT, embedded_picture
+
+    rng = np.random.default_rng(0)
+    small, photo = tmp_path / "plot.png", tmp_path / "montage.png"
+    Image.fromarray(np.full((64, 64, 3), 200, np.uint8)).save(small)
+    # a smooth photo-like picture with some noise: large as PNG, much smaller as JPEG
+    y, x = np.mgrid[0:480, 0:960]
+    img = 127 + 60 * np.sin(x / 23.0) * np.cos(y / 17.0) + rng.normal(0, 12, (480, 960))
+    Image.fromarray(np.repeat(img[..., None], 3, -1).clip(0, 255).astype(np.uint8)).save(photo)
+    assert photo.stat().st_size > PNG_INLINE_LIMIT
+    mime, raw = embedded_picture(small)
+    assert mime == "image/png" and raw == small.read_bytes()
+    mime, raw = embedded_picture(photo)
+    assert mime == "image/jpeg" and raw[:2] == b"\xff\xd8" and len(raw) < photo.stat().st_size / 2
+    shown = np.asarray(Image.open(io.BytesIO(raw)).convert("L"), np.float64)
+    truth = np.asarray(Image.open(photo).convert("L"), np.float64)
+    assert shown.shape == truth.shape and np.abs(shown - truth).mean() < 6
+
+
 def test_report_html_renders_in_a_browser(tiny):
     tmp_path, suite = tiny
     out = run_suite(config(tmp_path, suite, limit=1, seeds=1), progress=False)

@@ -279,8 +279,15 @@ def cost_paragraph(suite: Suite, rc: ReproduceConfig, index: dict[str, dict[str,
     fit_seconds = sum(r["metrics"].get("seconds", 0.0) for r in rows)
     cpu_seconds = sum(r["metrics"].get("seconds", 0.0) * max(r["metrics"].get("threads", 1), 1) for r in rows)
     flops = sum(r["metrics"].get("mlp_flops", 0.0) for r in rows)
-    wall = sum(inv.get("seconds", 0.0) for inv in read_jsonl(out / "invocations.jsonl") if inv.get("suite") == suite.name)
-    peak = matmul_peak(threads=1, n=1024, repeats=5)
+    invocations = [inv for inv in read_jsonl(out / "invocations.jsonl") if inv.get("suite") == suite.name]
+    wall = sum(inv.get("seconds", 0.0) for inv in invocations)
+    peaks = [inv["matmul_peak_gflops"] for inv in invocations if "matmul_peak_gflops" in inv]
+    if peaks:  # measured by each invocation before and after its fits, with nothing else of ours running
+        peak = float(np.median(peaks))
+        when = f"the median over {len(peaks)} invocation(s) of this command, each measured at its start and end"
+    else:  # folders written before invocations recorded it
+        peak = matmul_peak(threads=1, n=1024, repeats=10)
+        when = "measured when this report was written"
     bound = flops / (peak * 1e9)
     eff = bound * 1.0 / cpu_seconds if cpu_seconds else float("nan")
     reused = sum("reused_from" in r for r in rows)
@@ -289,8 +296,8 @@ def cost_paragraph(suite: Suite, rc: ReproduceConfig, index: dict[str, dict[str,
               "same config, input and seed; their time counts here but was spent once)") if reused else ""
     return (f"Cost: {len(rows)} fits{shared}; wall time {wall / 3600:.2f} h over every invocation of this command; "
             f"{cpu_seconds / 3600:.2f} CPU-hours of fitting (fit seconds x threads). The MLP work is at least "
-            f"{flops / 1e15:.2f} PFLOP (forward + backward of the linear layers); at the matmul peak measured when "
-            f"this report was written ({peak:.0f} GFLOP/s on one thread) that takes {bound / 3600:.2f} CPU-hours, "
+            f"{flops / 1e15:.2f} PFLOP (forward + backward of the linear layers); at the one-thread matmul peak "
+            f"({peak:.0f} GFLOP/s, {when}) that takes {bound / 3600:.2f} CPU-hours, "
             f"so the fits ran at {100 * eff:.0f}% of the peak (bound / CPU time; the rest is encodings, "
             "evaluation, pictures and small matrices).")
 
@@ -358,6 +365,29 @@ document.body.dataset.tables=document.querySelectorAll('table').length;
 document.body.dataset.images=imgs.length;document.body.dataset.imagesLoaded=imgs.filter(i=>i.complete&&i.naturalWidth>0).length;});"""
 
 
+PNG_INLINE_LIMIT = 150_000  # bytes; larger pictures (photo montages) go into report.html as JPEG
+JPEG_QUALITY = 90
+
+
+def embedded_picture(path: Path) -> tuple[str, bytes]:
+    """The bytes report.html inlines for a picture: the PNG itself, or a JPEG when the PNG is large.
+
+    Photo montages are 250-320 KB as PNG and four of them put a report over a megabyte; as JPEG they are a
+    third of that. Plots and small pictures stay lossless.
+    """
+    import io
+
+    from PIL import Image
+
+    raw = path.read_bytes()
+    if len(raw) <= PNG_INLINE_LIMIT:
+        return "image/png", raw
+    buf = io.BytesIO()
+    Image.open(path).convert("RGB").save(buf, format="JPEG", quality=JPEG_QUALITY)
+    jpeg = buf.getvalue()
+    return ("image/jpeg", jpeg) if len(jpeg) < len(raw) else ("image/png", raw)
+
+
 def _inline(text: str) -> str:
     """Markdown's inline bits (code, bold) as HTML, everything else escaped."""
     import re
@@ -382,8 +412,11 @@ def to_html(out: Path, suite: Suite, head: list[str], sections: list[Section]) -
             parts += ["<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in t.rows]
             parts.append("</tbody></table>")
         for path, caption in s.pictures:
-            data = base64.b64encode((out / path).read_bytes()).decode()
-            parts.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
+            mime, raw = embedded_picture(out / path)
+            if mime != "image/png":
+                caption += f" (shown here as JPEG, quality {JPEG_QUALITY}; the lossless PNG is `{path}` beside this report)"
+            data = base64.b64encode(raw).decode()
+            parts.append(f"<figure><img alt='{html.escape(caption)}' src='data:{mime};base64,{data}'>"
                          f"<figcaption>{_inline(caption)}</figcaption></figure>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -308,11 +308,11 @@ def run_suite(rc: ReproduceConfig, progress: bool = True) -> Path:
     prepare_folder(out)
     started = time.time()
     with RunLock(out):  # one driver per suite folder: rows are never written twice
-        results_path = out / "results.jsonl"
+        peak = idle_matmul_peak()  # before any worker starts: the report's efficiency is against this
         try:
             _run_stages(out, suite, rc, rows, progress)
         finally:
-            _write_run_record(out, suite, rc, started)
+            _write_run_record(out, suite, rc, started, max(peak, idle_matmul_peak()))
         write_reports(out, suite, rc)
     return out
 
@@ -390,12 +390,21 @@ def unique(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [j for j in jobs if not (j["digest"] in seen or seen.add(j["digest"]))]
 
 
-def _write_run_record(out: Path, suite: Suite, rc: ReproduceConfig, started: float) -> None:
-    """``invocations.jsonl``: one line per invocation (its settings and wall time), for the report."""
+def idle_matmul_peak() -> float:
+    """One thread's fp32 GEMM peak (GFLOP/s), measured while this driver runs no fits."""
+    from ..bench.perf import matmul_peak
+
+    return matmul_peak(threads=1, n=1024, repeats=10)
+
+
+def _write_run_record(out: Path, suite: Suite, rc: ReproduceConfig, started: float, peak: float) -> None:
+    """``invocations.jsonl``: one line per invocation (its settings, wall time and the one-thread matmul peak,
+    the better of a measurement before the fits and one after them), for the report."""
     import dataclasses
 
     append_jsonl(out / "invocations.jsonl", {"suite": suite.name, "settings": dataclasses.asdict(rc),
-                                             "started": round(started, 3), "seconds": round(time.time() - started, 3)})
+                                             "started": round(started, 3), "seconds": round(time.time() - started, 3),
+                                             "matmul_peak_gflops": round(peak, 1)})
 
 
 # -- estimates ----------------------------------------------------------------------------------------
