@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write_text, read_jsonl, save_image
-from .runner import ReproduceConfig, applies, pick, results_index, test_jobs, validation_jobs, wanted_rows
+from .runner import ReproduceConfig, applies, idle_matmul_peak, pick, results_index, test_jobs, validation_jobs, wanted_rows
 from .stats import Cell, Paired, cell, fmt_cell, fmt_paired, paired
 from .suite import Column, Row, Suite
 
@@ -271,8 +271,6 @@ def _sweep_plot(out: Path, column: Column, base: str, res: list[RowResult]) -> s
 
 def cost_paragraph(suite: Suite, rc: ReproduceConfig, index: dict[str, dict[str, Any]], out: Path) -> str:
     """Wall time, CPU-hours and the MLP FLOP lower bound against the measured matmul peak."""
-    from ..bench.perf import matmul_peak
-
     planned = {j["digest"] for j in validation_jobs(suite, rc, wanted_rows(suite, rc), out)}
     planned |= {j["digest"] for j in test_jobs(suite, rc, wanted_rows(suite, rc), out, index)[0]}
     rows = [index[k] for k in planned if k in index and index[k]["kind"] == "fit"]
@@ -286,7 +284,7 @@ def cost_paragraph(suite: Suite, rc: ReproduceConfig, index: dict[str, dict[str,
         peak = float(np.median(peaks))
         when = f"the median over {len(peaks)} invocation(s) of this command, each measured at its start and end"
     else:  # folders written before invocations recorded it
-        peak = matmul_peak(threads=1, n=1024, repeats=10)
+        peak = idle_matmul_peak()
         when = "measured when this report was written"
     bound = flops / (peak * 1e9)
     eff = bound * 1.0 / cpu_seconds if cpu_seconds else float("nan")
