@@ -4,8 +4,8 @@
     python benchmarks/readme_results.py --check   # exit 1 when README.md and the reports disagree
 
 Every ``benchmarks/results/<suite>/summary.json`` (written by ``posenc reproduce`` next to report.md)
-becomes one table: rows x columns with posenc's figure (mean ± std over inputs, seeds pooled), the
-paper's in brackets, and the runs done out of those planned. ``tests/test_readme.py`` runs ``--check``.
+becomes one table: rows x columns with posenc's figure (mean ± std over inputs, seeds pooled; ± over
+seeds for a one-input column), the paper's in brackets, and the runs done out of those planned. ``tests/test_readme.py`` runs ``--check``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def section(results: Path = ROOT / "benchmarks" / "results") -> str:
     for path in summaries:
         s = json.loads(path.read_text())
         folder = path.parent.relative_to(ROOT).as_posix()
-        lines += [f"**{s['title']}** ([report]({folder}/report.md), {s['seeds']} seeds; `{s['command']}`)", ""]
+        cost = f", {s['cost']['cpu_hours']:.1f} CPU-hours" if "cost" in s else ""
+        lines += [f"**{s['title']}** ([report]({folder}/report.md), {s['seeds']} seeds{cost}; `{s['command']}`)", ""]
         cols = s["columns"]
         names = [r["row"] for r in cols[0]["rows"]]
         for c in cols[1:]:

@@ -21,3 +21,25 @@ def test_readme_links_resolve():
     for target in re.findall(r"\]\(([^)#]+)\)", text):
         if not target.startswith("http"):
             assert (ROOT / target).exists(), target
+
+
+def test_the_suites_measured_cost_is_the_committed_reports():
+    """``posenc reproduce --list`` shows a suite's measured CPU-hours from its TOML; they must be the
+    figures of the committed report (benchmarks/results/<suite>/summary.json), written when it is complete."""
+    import json
+
+    from posenc.reproduce import list_suites
+
+    results = ROOT / "benchmarks" / "results"
+    for suite in list_suites():
+        path = results / suite.name / "summary.json"
+        summary = json.loads(path.read_text()) if path.exists() else None
+        cost = (summary or {}).get("cost")
+        complete = summary is not None and all(r["runs"].split("/")[0] == r["runs"].split("/")[1]
+                                               for c in summary["columns"] for r in c["rows"])
+        measured = suite.measured.get("cpu")
+        if measured is None:
+            assert not (complete and cost), f"{suite.name}: its report is complete; add [measured.cpu] to its suite file"
+            continue
+        assert complete and cost and summary.get("scale", "cpu") == "cpu", f"{suite.name}: measured figures without a complete cpu-scale report"
+        assert measured["cpu_hours"] == cost["cpu_hours"] and measured["wall_hours"] == cost["wall_hours"], suite.name

@@ -18,7 +18,8 @@ from posenc.cli import main
 from posenc.errors import PosencError
 from posenc.io import read_jsonl
 from posenc.reproduce import ReproduceConfig, list_suites, load_suite, run_suite
-from posenc.reproduce.stats import cell, fmt_paired, paired
+from posenc.reproduce.stats import cell, fmt_cell, fmt_paired, paired
+from posenc.reproduce.runner import estimate
 
 from conftest import smooth_test_image
 
@@ -87,6 +88,10 @@ def test_every_shipped_suite_loads_and_lists(capsys):
     out = capsys.readouterr().out
     for name in names:
         assert name in out
+    for suite in list_suites():  # a measured cost is shown beside the estimate, "-" when none is recorded
+        line = next(l for l in out.splitlines() if l.startswith(suite.name + " "))
+        m = suite.measured.get("cpu")
+        assert line.split()[5] == (f"{m['cpu_hours']:.1f}" if m else "-"), line
     for suite in list_suites():  # every paper figure belongs to a column the row runs on
         for row in suite.rows:
             for col in row.paper:
@@ -110,6 +115,8 @@ def test_sweeps_expand_into_rows():
     (lambda s: s.replace('seeds = 2', 'seeds = 2\ncolour = "red"'), "unknown key"),
     (lambda s: s.replace('task = "image"', 'task = "video"'), "unknown task"),
     (lambda s: s.replace('test = ["a", "b"]', 'test = "a"'), "list"),
+    (lambda s: s.replace('[[rows]]', '[measured.cpu]\nwall_hours = 1.0\n\n[[rows]]', 1), "needs 'cpu_hours'"),
+    (lambda s: s.replace('[[rows]]', '[measured.gpu]\ncpu_hours = 1.0\nwall_hours = 1.0\n\n[[rows]]', 1), "unknown scale"),
     (lambda s: s.replace('[[rows]]', '[[rows', 1), "not a valid TOML"),
 ])
 def test_a_malformed_suite_is_one_line_naming_the_problem(tiny, capsys, edit, needle):
@@ -175,6 +182,10 @@ def test_a_cell_counts_each_input_once():
     assert c.std == pytest.approx(np.std([11.0, 20.0], ddof=1))
     assert c.seed_std == pytest.approx((np.std([10.0, 12.0], ddof=1) + 0.0) / 2)
     assert cell({"a": [float("nan")]}) is None
+    assert fmt_cell(c, 2) == f"15.50 ± {np.std([11.0, 20.0], ddof=1):.2f}"  # ± over inputs
+    one = cell({"a": [10.0, 12.0, 14.0]})  # one input: the ± is the seeds' spread, not a 0.00 over inputs
+    assert one.std == 0.0 and one.spread == pytest.approx(2.0) and one.spread_over == "seeds"
+    assert fmt_cell(one, 2) == "12.00 ± 2.00"
 
 
 # -- running ----------------------------------------------------------------------------------------
@@ -200,9 +211,16 @@ def test_selection_stats_report_and_resume(tiny):
     # a rerun repeats nothing
     run_suite(config(tmp_path, suite), progress=False)
     assert len(read_jsonl(out / "results.jsonl")) == len(rows)
-    # each invocation records the matmul peak it measured around its fits; the report takes their median
+    # an invocation that ran fits records the matmul peak it measured around them; one that ran none
+    # (the rerun) records none, so rewriting a report on a busy machine cannot lower the figure
     invocations = read_jsonl(out / "invocations.jsonl")
-    assert len(invocations) == 2 and all(inv["matmul_peak_gflops"] > 0 for inv in invocations)
+    assert len(invocations) == 2 and invocations[0]["matmul_peak_gflops"] > 0 and "matmul_peak_gflops" not in invocations[1]
+    assert "the median over 1 invocation(s)" in (out / "report.md").read_text()
+    # the cost is data too: summary.json has it, with the --list estimate beside the measurement
+    cost = json.loads((out / "summary.json").read_text())["cost"]
+    assert cost["fits"] == len([r for r in rows if r["kind"] == "fit"]) and cost["cpu_seconds"] > 0
+    assert cost["estimated_cpu_hours"] == round(estimate(load_suite(suite), config(tmp_path, suite))["cpu_hours"], 1)
+    assert cost["peak_gflops"] == invocations[0]["matmul_peak_gflops"]
     from posenc.reproduce.report import write_reports
 
     measured = [dict(invocations[0], matmul_peak_gflops=p) for p in (100.0, 400.0, 250.0)]

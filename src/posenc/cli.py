@@ -542,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce.runner import ReproduceConfig, check, estimate, run_suite
+    from .reproduce.runner import ReproduceConfig, EST_GFLOPS_PER_THREAD, check, estimate, run_suite
     from .reproduce.suite import list_suites, load_suite
 
     def config(name: str) -> ReproduceConfig:
@@ -554,15 +554,18 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     if args.list:
         suites = [load_suite(args.suite)] if args.suite else list_suites()
-        print(f"{'suite':<15} {'columns':<34} {'rows':>4} {'fits':>5} {'CPU-h':>6}  title")
+        print(f"{'suite':<15} {'columns':<34} {'rows':>4} {'fits':>5} {'CPU-h':>6} {'measured':>8}  title")
         for suite in suites:
             rc = config(suite.name)
             check(rc)
             est = estimate(suite, rc)
             cols = ",".join(c.name for c in suite.columns)
-            print(f"{suite.name:<15} {cols[:34]:<34} {len(suite.rows):>4} {est['fits']:>5} {est['cpu_hours']:>6.1f}  {suite.title}")
-        print(f"(scale {args.scale}; CPU-hours estimated from each fit's MLP FLOPs at 80 GFLOP/s per thread plus "
-              "sampling and evaluation; setting searches included)")
+            m = suite.measured.get(args.scale)
+            measured = f"{m['cpu_hours']:.1f}" if m else "-"
+            print(f"{suite.name:<15} {cols[:34]:<34} {len(suite.rows):>4} {est['fits']:>5} {est['cpu_hours']:>6.1f} {measured:>8}  {suite.title}")
+        print(f"(scale {args.scale}; CPU-h: estimated from each fit's MLP FLOPs at {EST_GFLOPS_PER_THREAD:g} GFLOP/s per thread "
+              "plus sampling and evaluation, setting searches included; measured: the committed run on 2 x86_64 cores. "
+              "Encoding-heavy and full-batch fits run below the estimate's rate)")
         return 0
     if not args.suite:
         raise PosencError("name a suite (posenc reproduce --list shows them)")

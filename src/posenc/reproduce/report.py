@@ -124,7 +124,8 @@ def column_section(suite: Suite, rc: ReproduceConfig, column: Column, index: dic
         + (f"; validation inputs (setting searches): {', '.join(column.validation)}" if column.validation else "")
         + f". Settings: {', '.join(f'{k} {v}' for k, v in settings.items()) or 'the task defaults'}"
         + (f"; every method sized to {column.match_params:,} parameters" if column.match_params else "")
-        + f". Figure: `{column.metric}` ({'higher' if column.higher_is_better else 'lower'} is better), mean ± std over inputs, each input the mean of its seeds.")
+        + f". Figure: `{column.metric}` ({'higher' if column.higher_is_better else 'lower'} is better), "
+        + ("mean ± std over seeds (one input)." if len(stems) == 1 else "mean ± std over inputs, each input the mean of its seeds."))
     header = ["row", "method", f"posenc {column.metric}", "paper", "posenc − paper", f"vs {suite.reference} (paired, 95% CI)", "seed std", "runs"]
     rows = []
     for r in res:
@@ -256,7 +257,7 @@ def _sweep_plot(out: Path, column: Column, base: str, res: list[RowResult]) -> s
         return None
     xs = [p[0] for p in points]
     fig, ax = plt.subplots(figsize=(5, 3.4), dpi=110)
-    ax.errorbar(xs, [p[1].mean for p in points], yerr=[p[1].std for p in points], marker="o", capsize=3)
+    ax.errorbar(xs, [p[1].mean for p in points], yerr=[p[1].spread for p in points], marker="o", capsize=3)
     ax.set_xlabel(res[0].row.sweep_param)
     ax.set_ylabel(column.metric)
     ax.set_title(f"{column.name}: {base}", fontsize=9)
@@ -269,16 +270,17 @@ def _sweep_plot(out: Path, column: Column, base: str, res: list[RowResult]) -> s
     return rel
 
 
-def cost_paragraph(suite: Suite, rc: ReproduceConfig, index: dict[str, dict[str, Any]], out: Path) -> str:
-    """Wall time, CPU-hours and the MLP FLOP lower bound against the measured matmul peak."""
+def suite_cost(suite: Suite, rc: ReproduceConfig, index: dict[str, dict[str, Any]], out: Path) -> dict[str, Any]:
+    """What the planned fits cost: fits, wall and CPU hours, the MLP FLOP lower bound, the one-thread
+    matmul peak it is measured against, and the ``--list`` estimate made before any fit ran."""
+    from .runner import estimate
+
     planned = {j["digest"] for j in validation_jobs(suite, rc, wanted_rows(suite, rc), out)}
     planned |= {j["digest"] for j in test_jobs(suite, rc, wanted_rows(suite, rc), out, index)[0]}
     rows = [index[k] for k in planned if k in index and index[k]["kind"] == "fit"]
-    fit_seconds = sum(r["metrics"].get("seconds", 0.0) for r in rows)
     cpu_seconds = sum(r["metrics"].get("seconds", 0.0) * max(r["metrics"].get("threads", 1), 1) for r in rows)
     flops = sum(r["metrics"].get("mlp_flops", 0.0) for r in rows)
     invocations = [inv for inv in read_jsonl(out / "invocations.jsonl") if inv.get("suite") == suite.name]
-    wall = sum(inv.get("seconds", 0.0) for inv in invocations)
     peaks = [inv["matmul_peak_gflops"] for inv in invocations if "matmul_peak_gflops" in inv]
     if peaks:  # measured by each invocation before and after its fits, with nothing else of ours running
         peak = float(np.median(peaks))
@@ -286,22 +288,33 @@ def cost_paragraph(suite: Suite, rc: ReproduceConfig, index: dict[str, dict[str,
     else:  # folders written before invocations recorded it
         peak = idle_matmul_peak()
         when = "measured when this report was written"
-    bound = flops / (peak * 1e9)
-    eff = bound * 1.0 / cpu_seconds if cpu_seconds else float("nan")
-    reused = sum("reused_from" in r for r in rows)
-    shared = (f" ({reused} of them are identical fits taken from "
-              f"{', '.join(sorted({r['reused_from'].split('/')[0] for r in rows if 'reused_from' in r}))}: "
-              "same config, input and seed; their time counts here but was spent once)") if reused else ""
-    return (f"Cost: {len(rows)} fits{shared}; wall time {wall / 3600:.2f} h over every invocation of this command; "
-            f"{cpu_seconds / 3600:.2f} CPU-hours of fitting (fit seconds x threads). The MLP work is at least "
-            f"{flops / 1e15:.2f} PFLOP (forward + backward of the linear layers); at the one-thread matmul peak "
-            f"({peak:.0f} GFLOP/s, {when}) that takes {bound / 3600:.2f} CPU-hours, "
+    reused = sorted({r["reused_from"].split("/")[0] for r in rows if "reused_from" in r})
+    return {"fits": len(rows), "planned": len(planned), "reused": sum("reused_from" in r for r in rows), "reused_from": reused,
+            # wall time of the invocations that ran fits (a report rewrite is not the suite's cost)
+            "wall_hours": round(sum(inv.get("seconds", 0.0) for inv in invocations if inv.get("ran_fits", True)) / 3600, 2),
+            "cpu_hours": round(cpu_seconds / 3600, 2), "cpu_seconds": round(cpu_seconds, 1), "mlp_flops": flops,
+            "peak_gflops": round(peak, 1),
+            "peak_when": when, "estimated_cpu_hours": round(estimate(suite, rc)["cpu_hours"], 1)}
+
+
+def cost_paragraph(cost: dict[str, Any]) -> str:
+    """Wall time, CPU-hours and the MLP FLOP lower bound against the measured matmul peak."""
+    bound = cost["mlp_flops"] / (cost["peak_gflops"] * 1e9)
+    eff = bound / cost["cpu_seconds"] if cost["cpu_seconds"] else float("nan")
+    shared = (f" ({cost['reused']} of them are identical fits taken from {', '.join(cost['reused_from'])}: "
+              "same config, input and seed; their time counts here but was spent once)") if cost["reused"] else ""
+    return (f"Cost: {cost['fits']} fits{shared}; wall time {cost['wall_hours']:.2f} h over the invocations of this command that ran fits; "
+            f"{cost['cpu_hours']:.2f} CPU-hours of fitting (fit seconds x threads; `posenc reproduce --list` estimated "
+            f"{cost['estimated_cpu_hours']:.1f}). The MLP work is at least "
+            f"{cost['mlp_flops'] / 1e15:.2f} PFLOP (forward + backward of the linear layers); at the one-thread matmul peak "
+            f"({cost['peak_gflops']:.0f} GFLOP/s, {cost['peak_when']}) that takes {bound / 3600:.2f} CPU-hours, "
             f"so the fits ran at {100 * eff:.0f}% of the peak (bound / CPU time; the rest is encodings, "
             "evaluation, pictures and small matrices).")
 
 
-def build_sections(out: Path, suite: Suite, rc: ReproduceConfig) -> tuple[list[str], list[Section]]:
+def build_sections(out: Path, suite: Suite, rc: ReproduceConfig) -> tuple[list[str], list[Section], dict[str, Any]]:
     index = results_index(out)
+    cost = suite_cost(suite, rc, index, out)
     head = [
         f"Made by: `{command_line(rc)}`",
         f"Source: {suite.source}." if suite.source else "",
@@ -309,18 +322,18 @@ def build_sections(out: Path, suite: Suite, rc: ReproduceConfig) -> tuple[list[s
         f"Scale `{rc.scale}`; {rc.seeds or suite.seeds} seed{'s' if (rc.seeds or suite.seeds) != 1 else ''} per cell "
         f"(network seeds 0-{(rc.seeds or suite.seeds) - 1}); "
         f"machine: {platform.machine()}, {rc.executor} executor, {rc.workers} worker(s) x {rc.threads} thread(s).",
-        cost_paragraph(suite, rc, index, out),
+        cost_paragraph(cost),
     ]
     drawn: dict[tuple[str, str], str] = {}
-    return [h for h in head if h], [column_section(suite, rc, c, index, out, drawn) for c in suite.columns]
+    return [h for h in head if h], [column_section(suite, rc, c, index, out, drawn) for c in suite.columns], cost
 
 
 def write_reports(out: Path, suite: Suite, rc: ReproduceConfig) -> None:
-    head, sections = build_sections(out, suite, rc)
+    head, sections, cost = build_sections(out, suite, rc)
     atomic_write_text(out / "report.md", to_markdown(suite, head, sections))
     atomic_write_text(out / "report.html", to_html(out, suite, head, sections))
     summary = {"suite": suite.name, "title": suite.title, "command": command_line(rc), "reference": suite.reference,
-               "seeds": rc.seeds or suite.seeds,
+               "seeds": rc.seeds or suite.seeds, "scale": rc.scale, "cost": cost,
                "columns": [{"name": c.name, "metric": c.metric, "higher_is_better": c.higher_is_better,
                             "rows": [{"row": r[0], "method": r[1].strip("`"), "posenc": r[2], "paper": r[3],
                                       "vs_reference": r[5], "runs": r[7]} for r in sec.tables[0].rows]}

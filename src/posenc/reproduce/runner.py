@@ -309,10 +309,14 @@ def run_suite(rc: ReproduceConfig, progress: bool = True) -> Path:
     started = time.time()
     with RunLock(out):  # one driver per suite folder: rows are never written twice
         peak = idle_matmul_peak()  # before any worker starts: the report's efficiency is against this
+        before = len(results_index(out))
         try:
             _run_stages(out, suite, rc, rows, progress)
         finally:
-            _write_run_record(out, suite, rc, started, max(peak, idle_matmul_peak()))
+            # an invocation that ran no fit (a finished suite, its report rewritten) records no peak:
+            # the figure is for the fits' efficiency, and such a rewrite may run while the machine is busy
+            ran = len(results_index(out)) > before
+            _write_run_record(out, suite, rc, started, max(peak, idle_matmul_peak()) if ran else None)
         write_reports(out, suite, rc)
     return out
 
@@ -397,14 +401,16 @@ def idle_matmul_peak() -> float:
     return matmul_peak(threads=1, n=1024, repeats=10)
 
 
-def _write_run_record(out: Path, suite: Suite, rc: ReproduceConfig, started: float, peak: float) -> None:
-    """``invocations.jsonl``: one line per invocation (its settings, wall time and the one-thread matmul peak,
-    the better of a measurement before the fits and one after them), for the report."""
+def _write_run_record(out: Path, suite: Suite, rc: ReproduceConfig, started: float, peak: float | None) -> None:
+    """``invocations.jsonl``: one line per invocation (its settings, wall time and, when it ran fits, the
+    one-thread matmul peak: the better of a measurement before the fits and one after them), for the report."""
     import dataclasses
 
-    append_jsonl(out / "invocations.jsonl", {"suite": suite.name, "settings": dataclasses.asdict(rc),
-                                             "started": round(started, 3), "seconds": round(time.time() - started, 3),
-                                             "matmul_peak_gflops": round(peak, 1)})
+    record = {"suite": suite.name, "settings": dataclasses.asdict(rc), "started": round(started, 3),
+              "seconds": round(time.time() - started, 3), "ran_fits": peak is not None}
+    if peak is not None:
+        record["matmul_peak_gflops"] = round(peak, 1)
+    append_jsonl(out / "invocations.jsonl", record)
 
 
 # -- estimates ----------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Table statistics of PROTOCOLS.md: a cell pools its seeds (each input counts once, as its mean over
 the seeds; the cell shows the mean over inputs ± their standard deviation, the spread the papers'
-± reports); a comparison with the reference row is paired over (input, seed) with a 95% Student-t
+± reports, or ± the std over seeds when a cell has one input); a comparison with the reference row is paired over (input, seed) with a 95% Student-t
 interval, and is a "tie" when the interval contains 0."""
 
 from __future__ import annotations
@@ -17,6 +17,16 @@ class Cell:
     seed_std: float  # mean over inputs of the standard deviation over seeds (0 with one seed)
     inputs: int
     runs: int
+
+    @property
+    def spread(self) -> float:
+        """The ± a table shows: the std over inputs, or over seeds when the cell has one input (a std
+        over one input would read as 0.00, as if the seeds agreed exactly)."""
+        return self.std if self.inputs > 1 else self.seed_std
+
+    @property
+    def spread_over(self) -> str:
+        return "inputs" if self.inputs > 1 else "seeds"
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,7 @@ def paired(row: dict[tuple[str, int], float], reference: dict[tuple[str, int], f
 
 
 def fmt_cell(c: Cell | None, digits: int) -> str:
-    return "-" if c is None else f"{c.mean:.{digits}f} ± {c.std:.{digits}f}"
+    return "-" if c is None else f"{c.mean:.{digits}f} ± {c.spread:.{digits}f}"
 
 
 def fmt_paired(p: Paired | None, digits: int, higher_is_better: bool = True) -> str:

@@ -17,6 +17,14 @@ names for that column: ``method_on = { silhouettes = "gaussian:sigma=10" }``), a
 
 A row with ``sweep = { param = "sigma", values = [...] }`` becomes one row per value (``gaussian
 sigma=5``, ...), and the report plots the metric against the value (SAPE Fig. 7).
+
+``measured`` records what a committed run of the suite cost, by scale, so ``posenc reproduce --list``
+can show it beside the FLOP estimate (a test keeps it equal to the committed report's figures)::
+
+    [measured.cpu]
+    cpu_hours = 3.03
+    wall_hours = 1.53
+    machine = "2 cores, 2 workers x 1 thread"
 """
 
 from __future__ import annotations
@@ -99,6 +107,7 @@ class Suite:
     scales: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     notes: str = ""
     path: str = ""
+    measured: dict[str, dict[str, Any]] = field(default_factory=dict)  # scale -> cpu_hours, wall_hours, machine
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -322,9 +331,29 @@ def _parse(raw: dict[str, Any], path: str) -> Suite:
             src = next(x for x in rows if x.name == r.select.like)
             if src.select is None or src.select.like:
                 raise PosencError(f"row {r.name}: select.like must name a row that searches on validation images")
+    measured = _measured(_take(raw, "measured", dict, "suite", {}))
     _done(raw, "suite")
     return Suite(name=name, title=title, source=source, columns=tuple(columns), rows=tuple(rows), reference=reference,
-                 seeds=seeds, scales=scales, notes=notes, path=path)
+                 seeds=seeds, scales=scales, notes=notes, path=path, measured=measured)
+
+
+def _measured(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for scale, m in raw.items():
+        where = f"measured.{scale}"
+        if scale not in SCALES:
+            raise PosencError(f"{where}: unknown scale; valid: {', '.join(SCALES)}")
+        if not isinstance(m, dict):
+            raise PosencError(f"{where} must be a table (cpu_hours, wall_hours, machine)")
+        m = dict(m)
+        entry = {"cpu_hours": float(_take(m, "cpu_hours", (int, float), where)),
+                 "wall_hours": float(_take(m, "wall_hours", (int, float), where)),
+                 "machine": _take(m, "machine", str, where, "")}
+        _done(m, where)
+        if entry["cpu_hours"] < 0 or entry["wall_hours"] < 0:
+            raise PosencError(f"{where}: hours must be >= 0")
+        out[scale] = entry
+    return out
 
 
 def with_setting(method: str, param: str, value: Any) -> str:
