@@ -221,6 +221,8 @@ def test_selection_stats_report_and_resume(tiny):
     assert cost["fits"] == len([r for r in rows if r["kind"] == "fit"]) and cost["cpu_seconds"] > 0
     assert cost["estimated_cpu_hours"] == round(estimate(load_suite(suite), config(tmp_path, suite))["cpu_hours"], 1)
     assert cost["peak_gflops"] == invocations[0]["matmul_peak_gflops"]
+    held = invocations[0]["settings"]["workers"] * invocations[0]["settings"]["threads"]
+    assert cost["thread_hours"] == round(invocations[0]["seconds"] * held / 3600, 3)  # the rerun's time is not counted
     from posenc.reproduce.report import write_reports
 
     measured = [dict(invocations[0], matmul_peak_gflops=p) for p in (100.0, 400.0, 250.0)]

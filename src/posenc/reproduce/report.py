@@ -289,12 +289,20 @@ def suite_cost(suite: Suite, rc: ReproduceConfig, index: dict[str, dict[str, Any
         peak = idle_matmul_peak()
         when = "measured when this report was written"
     reused = sorted({r["reused_from"].split("/")[0] for r in rows if "reused_from" in r})
+    fitting = [inv for inv in invocations if inv.get("ran_fits", True)]
     return {"fits": len(rows), "planned": len(planned), "reused": sum("reused_from" in r for r in rows), "reused_from": reused,
-            # wall time of the invocations that ran fits (a report rewrite is not the suite's cost)
-            "wall_hours": round(sum(inv.get("seconds", 0.0) for inv in invocations if inv.get("ran_fits", True)) / 3600, 2),
+            # wall time of the invocations that ran fits (a report rewrite is not the suite's cost), and
+            # that time x the threads they held (workers x threads per fit): the machine time the suite took
+            "wall_hours": round(sum(inv.get("seconds", 0.0) for inv in fitting) / 3600, 2),
+            "thread_hours": round(sum(inv.get("seconds", 0.0) * _threads_held(inv) for inv in fitting) / 3600, 3),
             "cpu_hours": round(cpu_seconds / 3600, 2), "cpu_seconds": round(cpu_seconds, 1), "mlp_flops": flops,
             "peak_gflops": round(peak, 1),
             "peak_when": when, "estimated_cpu_hours": round(estimate(suite, rc)["cpu_hours"], 1)}
+
+
+def _threads_held(invocation: dict[str, Any]) -> int:
+    settings = invocation.get("settings", {})
+    return max(int(settings.get("workers", 1) or 1), 1) * max(int(settings.get("threads", 1) or 1), 1)
 
 
 def cost_paragraph(cost: dict[str, Any]) -> str:
@@ -309,7 +317,9 @@ def cost_paragraph(cost: dict[str, Any]) -> str:
             f"{cost['mlp_flops'] / 1e15:.2f} PFLOP (forward + backward of the linear layers); at the one-thread matmul peak "
             f"({cost['peak_gflops']:.0f} GFLOP/s, {cost['peak_when']}) that takes {bound / 3600:.2f} CPU-hours, "
             f"so the fits ran at {100 * eff:.0f}% of the peak (bound / CPU time; the rest is encodings, "
-            "evaluation, pictures and small matrices).")
+            "evaluation, pictures and small matrices)"
+            + (f", and the suite at {100 * bound / (3600 * cost['thread_hours']):.0f}% (bound / wall time x the threads it held, "
+               "which also counts workers idle at stage boundaries)" if cost.get("thread_hours") else "") + ".")
 
 
 def build_sections(out: Path, suite: Suite, rc: ReproduceConfig) -> tuple[list[str], list[Section], dict[str, Any]]:
