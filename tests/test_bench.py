@@ -199,3 +199,16 @@ def test_stopping_a_parallel_run_drops_queued_jobs_and_ends_running_ones(tmp_pat
     assert first_job["i"] == 0 and result == 0
     gen.close()  # what a KeyboardInterrupt in the loop body does
     assert not any((tmp_path / f"done{i}").exists() for i in range(1, 6))
+
+
+def test_bench_perf_trains_through_the_public_step_and_compares_passes(tmp_path):
+    from posenc.bench.perf import PerfConfig, run_perf
+
+    pc = PerfConfig(threads=1, points=256, steps=3, warmup=1, configs=("gaussian", "sape+gaussian"), chunk=64,
+                    full_batch_points=256, rounds=1)
+    result = run_perf(pc, out=str(tmp_path))
+    assert [r["name"] for r in result["rows"]] == ["gaussian", "sape+gaussian"] and all(r["step_ms"] > 0 for r in result["rows"])
+    assert [r["name"] for r in result["passes"]] == ["gaussian", "lpe"]
+    assert all(r["chunk"] == 64 and r["one_pass_ms"] > 0 and r["passes_ms"] > 0 for r in result["passes"])
+    md = (tmp_path / "perf.md").read_text()
+    assert "Full-batch steps in passes" in md and "one pass / passes" in md

@@ -47,7 +47,7 @@ def test_readme_training_loop_snippets_run_as_written(tmp_path, monkeypatch):
 
 def test_public_api_exports():
     for name in ("GlobalProgression", "SpatialProgression", "Field", "MLP", "Siren", "param_groups", "build_encoding",
-                 "build_policy", "save", "load", "resolve_config", "PosencError"):
+                 "build_policy", "save", "load", "resolve_config", "bound_step", "PosencError"):
         assert hasattr(posenc, name) and name in posenc.__all__
     for name in encoding_names():
         cls = encoding_class(name)

@@ -25,7 +25,7 @@ from .io import load, save
 from .methods import apply_method
 from .networks import MLP, Field, Siren, param_groups
 from .progressive import GlobalProgression, Progression, SpatialProgression, build_policy
-from .train import fit, load_model
+from .train import bound_step, fit, load_model
 
 __version__ = "0.2.0"
 
@@ -35,5 +35,5 @@ __all__ = [
     "Progression", "GlobalProgression", "SpatialProgression", "build_policy",
     "MLP", "Siren", "Field", "param_groups", "save", "load",
     "FitConfig", "ImageConfig", "Signal1DConfig", "SilhouetteConfig", "ShapeConfig", "NetworkConfig", "TrainConfig",
-    "resolve_config", "apply_method", "fit", "load_model", "PosencError",
+    "resolve_config", "apply_method", "fit", "bound_step", "load_model", "PosencError",
 ]

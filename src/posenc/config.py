@@ -64,6 +64,7 @@ class TrainConfig:
     lr_schedule: str | None = field(default=None, metadata={"help": "constant or cosine (decays to lr_final_ratio * lr by the last step)"})
     lr_final_ratio: float | None = field(default=None, metadata={"help": "the cosine schedule's final lr, as a share of lr"})
     max_memory: float | None = field(default=None, metadata={"help": "GB a training step may use (estimate; default half the RAM): larger inputs train in mini-batches"})
+    step_chunk: int | None = field(default=None, metadata={"help": "samples per forward/backward pass of a step larger than this (gradients accumulate; 0 = one pass; default 16384 on CPU, 0 on GPU)"})
 
 
 @dataclass
@@ -150,7 +151,8 @@ TASK_DIMS: dict[str, tuple[int, int]] = {"image": (2, 3), "signal1d": (1, 1), "s
 BASE_DEFAULTS: dict[str, dict[str, Any]] = {
     "network": {"type": "mlp", "width": 256, "depth": 3, "activation": "relu", "output": "none", "omega0": 30.0},
     "train": {"iters": 2000, "lr": 1e-3, "seed": 0, "threads": 0, "device": "cpu", "checkpoint_every": 500, "checkpoint_seconds": 60.0, "frames": 0, "eval_every": 0,
-              "lr_schedule": "constant", "lr_final_ratio": 0.1, "max_memory": None},
+              "lr_schedule": "constant", "lr_final_ratio": 0.1, "max_memory": None,
+              "step_chunk": None},
 }
 
 
@@ -162,6 +164,19 @@ def machine_memory_gb() -> float:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
     except (ValueError, OSError, AttributeError):
         return 8.0
+
+
+CPU_STEP_CHUNK = 16384  # 16,384 x 256 floats = 16 MB: each activation stays below glibc's 32 MB mmap threshold
+
+
+def default_step_chunk(device: str) -> int:
+    """Samples per pass of a large training step: 16,384 on a CPU (``posenc.train.bound_step``), one pass
+    (0) on a GPU, where nothing is gained by splitting."""
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return CPU_STEP_CHUNK if device.startswith("cpu") else 0
 
 
 def default_max_memory() -> float:
@@ -393,6 +408,8 @@ def resolve_config(base: "FitConfig | dict[str, Any] | str", method: str | None 
     network = NetworkConfig(**{k: coerce(k, v, net_hints[k], "network.") for k, v in sections["network"].items()})
     if sections["train"].get("max_memory") is None:
         sections["train"]["max_memory"] = default_max_memory()
+    if sections["train"].get("step_chunk") is None:
+        sections["train"]["step_chunk"] = default_step_chunk(str(sections["train"].get("device") or "cpu"))
     train = TrainConfig(**{k: coerce(k, v, train_hints[k], "train.") for k, v in sections["train"].items()})
     hints = enc_cls.settings()
     unknown = sorted(set(encoding) - set(hints) - {"type"})

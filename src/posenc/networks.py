@@ -172,8 +172,9 @@ class Field(nn.Module):
     ``encoding`` is an encoding, or a progressive policy wrapping one (:mod:`posenc.progressive`), or
     any module with ``in_dim`` and ``out_dim``. ``field.bind(x)`` is the fast path on fixed points
     (a training set): it returns a function of no arguments that evaluates the field at ``x`` with
-    everything that does not depend on parameters computed once. The CLI's trainer, ``posenc bench
-    perf`` and a user's loop all train through it.
+    everything that does not depend on parameters computed once; ``field.bind_chunks(x, size)`` binds
+    it pass by pass. The CLI's trainer, ``posenc bench perf`` and a user's loop all train through
+    them, by way of :func:`posenc.train.bound_step`.
     """
 
     def __init__(self, encoding: nn.Module, network: nn.Module) -> None:
@@ -211,6 +212,18 @@ class Field(nn.Module):
         """Fast path on the fixed points ``x`` ``(..., in_dim)``: ``() -> (..., out_dim)``."""
         encode = self.encoding.bind(x) if hasattr(self.encoding, "bind") else (lambda: self.encoding(x))
         return lambda: self.network(encode())
+
+    def bind_chunks(self, x: torch.Tensor, size: int) -> list[tuple[slice, Callable[[], torch.Tensor]]]:
+        """:meth:`bind` pass by pass: consecutive slices of ``size`` of the flat points ``x`` ``(N, in_dim)``,
+        ``[(rows, () -> (rows, out_dim))]`` (what :func:`posenc.bound_step` accumulates gradients over)."""
+        flat = x.reshape(-1, self.in_dim)
+        if hasattr(self.encoding, "bind_chunks"):
+            parts = self.encoding.bind_chunks(flat, size)
+        else:
+            size = max(int(size), 1)
+            parts = [(sl, lambda part=flat[sl]: self.encoding(part))
+                     for sl in (slice(a, min(a + size, flat.shape[0])) for a in range(0, flat.shape[0], size))]
+        return [(sl, lambda encode=encode: self.network(encode())) for sl, encode in parts]
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, chunk: int = 65536) -> torch.Tensor:

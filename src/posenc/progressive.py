@@ -56,6 +56,15 @@ DEFAULT_GRID = {1: 32, 2: 128, 3: 64, 4: 16}
 MAX_CELLS = 64**3 * 8
 
 
+def _plan_rows(plan: Any, rows: slice) -> Any:
+    """The rows of a mask plan (None, or a tensor / tuple of tensors with one row per point)."""
+    if plan is None:
+        return None
+    if isinstance(plan, torch.Tensor):
+        return plan[rows]
+    return tuple(_plan_rows(p, rows) for p in plan)
+
+
 class Progression(nn.Module):
     """Base of the band-mask policies: wraps ``encoding``, multiplies its features by the band mask.
 
@@ -185,13 +194,33 @@ class Progression(nn.Module):
         """
         if x.requires_grad:
             return lambda: self(x)
-        encode = self.encoding.bind(x) if hasattr(self.encoding, "bind") else (lambda: self.encoding(x))
+        plan = self._plan(x.reshape(-1, self.in_dim))
+        return self._bind_planned(x, plan, plan)
+
+    def bind_chunks(self, x: torch.Tensor, size: int) -> list[tuple[slice, Callable[[], torch.Tensor]]]:
+        """:meth:`bind` on consecutive slices of ``size`` of the flat points ``x`` ``(N, d)``, for a
+        full-batch step run pass by pass (``posenc.bound_step``). The mask's interpolation weights are
+        computed once for all ``N`` points; after the passes, ``update`` takes the per-sample loss of
+        all ``N`` points, in order."""
         flat = x.reshape(-1, self.in_dim)
-        plan = self._plan(flat)
+        plan = None if x.requires_grad else self._plan(flat)
+        parts = []
+        for a in range(0, flat.shape[0], max(int(size), 1)):
+            sl = slice(a, min(a + max(int(size), 1), flat.shape[0]))
+            part = flat[sl]
+            if x.requires_grad:
+                parts.append((sl, lambda part=part: self(part)))
+            else:
+                parts.append((sl, self._bind_planned(part, _plan_rows(plan, sl), plan)))
+        return parts
+
+    def _bind_planned(self, x: torch.Tensor, plan: Any, last: Any) -> Callable[[], torch.Tensor]:
+        """The bound forward of the points ``x`` with the mask plan of exactly those points; ``last`` is
+        the plan ``update`` will use (that of every point bound together)."""
+        encode = self.encoding.bind(x) if hasattr(self.encoding, "bind") else (lambda: self.encoding(x))
         lead = x.shape[:-1]
 
         def bound_mask() -> torch.Tensor:
-            self._last = plan
             m = self.channel_mask(self._alpha_planned(plan))
             return m if m.dim() == 1 else m.reshape(*lead, self.out_dim)
 
@@ -204,7 +233,7 @@ class Progression(nn.Module):
                     with torch.no_grad():
                         masks["mask"] = bound_mask()
                     masks["version"] = self.version
-                self._last = plan
+                self._last = last
                 return encode() * masks["mask"]
 
             return forward_learned
@@ -216,7 +245,7 @@ class Progression(nn.Module):
                     # written into last step's buffer (its graph is gone): no fresh page-faulted allocation
                     cache["inputs"] = torch.mul(encode(), bound_mask(), out=cache["inputs"])
                 cache["version"] = self.version
-            self._last = plan
+            self._last = last
             return cache["inputs"]
 
         return forward_fixed

@@ -24,7 +24,7 @@ METRICS_FILE = "metrics.json"
 # settings that may change when a run is resumed: they do not change what is computed (or, for
 # iters, only extend it)
 RESUMABLE_CHANGES = {"train.iters", "train.threads", "train.device", "train.checkpoint_every", "train.checkpoint_seconds",
-                     "train.max_memory", "train.eval_every"}
+                     "train.max_memory", "train.eval_every", "train.step_chunk"}
 
 
 def prepare_folder(out: Path) -> Path:

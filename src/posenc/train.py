@@ -1,8 +1,10 @@
 """The fit loop every task uses, built on the public API: ``build_field``, ``param_groups``,
-``field.bind`` (the fast path on a fixed training set), ``policy.update``, ``posenc.save``.
+:func:`bound_step` (a full-batch step on a fixed training set, over ``field.bind``), ``policy.update``,
+``posenc.save``.
 
-Pieces: :func:`train_loop` (the steps), :class:`Checkpoint` (save / resume), :func:`write_results`
-(evaluation and outputs); :class:`Trainer` ties them to a run folder.
+Pieces: :func:`plan_batch` (full batch or mini-batches, by memory), :func:`make_step` (one step's
+forward and backward), :func:`calibrate`; :class:`Trainer` runs them in a run folder (checkpoints,
+exact resume, outputs) and :func:`fit` is its one-call form.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def validate(cfg: FitConfig) -> None:
         raise PosencError(f"checkpoint_every must be >= 0, got {t.checkpoint_every}")
     if t.frames < 0:
         raise PosencError(f"frames must be >= 0 (0 = none), got {t.frames}")
+    if t.step_chunk < 0:
+        raise PosencError(f"step_chunk must be >= 0 (0 = one pass per step), got {t.step_chunk}")
     if t.eval_every < 0:
         raise PosencError(f"eval_every must be >= 0 (0 = evaluate at the end only), got {t.eval_every}")
     if t.lr_schedule not in ("constant", "cosine"):
@@ -166,27 +170,114 @@ def plan_batch(field: Field, task: Task, n: int, max_memory_gb: float) -> dict[s
             "estimated_step_gb": round(batch * per_sample / 1e9, 3), "max_memory_gb": max_memory_gb}
 
 
-def make_step_inputs(field: Field, task: Task, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator,
-                     batch: int) -> Callable[[], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """The training forward pass: ``() -> (prediction, target, points)``.
+def step_passes(task: Task, batch: int, chunk: int) -> int:
+    """How many forward / backward passes a step of ``batch`` samples takes: ``ceil(batch / chunk)``
+    when the task's loss is the mean of its per-sample losses (and needs no input gradient), else 1."""
+    if not chunk or batch <= chunk or type(task).loss is not Task.loss or task.needs_input_grad:
+        return 1
+    return -(-batch // chunk)
 
-    Full batch: the field is bound to the training set once (``field.bind``: encodings, interpolation
-    plans and masked features precomputed). Mini-batches (3-D shapes, large images): a seeded draw
-    every step through the general path, with the points requiring grad when the loss needs their
-    gradient; a progressive policy's feedback then comes from each batch.
+
+def _slices(n: int, size: int) -> list[slice]:
+    return [slice(a, min(a + size, n)) for a in range(0, n, size)]
+
+
+def _in_passes(passes: list[tuple[slice, Callable[[], torch.Tensor]]], y: torch.Tensor,
+               loss_per_sample: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward and backward pass by pass; each backpropagates ``sum(its per-sample losses) / n``, so the
+    accumulated gradient is that of the mean over all ``n`` samples."""
+    total: torch.Tensor | None = None
+    parts = []
+    for rows, forward in passes:
+        per = loss_per_sample(forward(), y[rows])
+        part = per.sum() / n
+        part.backward()
+        total = part.detach() if total is None else total + part.detach()
+        parts.append(per.detach())
+    assert total is not None
+    return total, torch.cat(parts)
+
+
+def bound_step(field: Field, x: torch.Tensor, y: torch.Tensor,
+               loss_per_sample: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+               chunk: int = 0) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
+    """A full-batch training step on fixed points, forward and backward: ``x`` ``(N, in_dim)``, targets
+    ``y`` ``(N, ...)``, ``loss_per_sample(prediction, target) -> (N,)``; returns ``() -> (loss,
+    per_sample)`` with ``loss`` = the mean of the per-sample losses, whose gradient it has accumulated
+    into the parameters' ``.grad`` (call ``opt.zero_grad()`` before and ``opt.step()`` after; then
+    ``policy.update(per_sample)``).
+
+    Everything that does not depend on parameters is computed once (``field.bind``). With ``chunk`` >
+    0 and ``N`` > ``chunk`` the step runs in passes of ``chunk`` points (``field.bind_chunks``), each
+    backpropagating the sum of its per-sample losses / ``N``: the gradient of one pass, to rounding, with
+    the activations of ``chunk`` points alive at a time. On a CPU that keeps each activation below
+    glibc's largest mmap threshold (32 MB), so a step reuses heap memory instead of mapping, faulting
+    and zeroing fresh pages (``posenc bench perf`` measures the gain); on a GPU one pass (``chunk`` 0)
+    is best. ``N`` <= ``chunk`` is one pass, exactly as without chunking.
     """
+    n = x.shape[0]
+    if not chunk or n <= chunk:
+        forward = field.bind(x)
+
+        def one_pass() -> tuple[torch.Tensor, torch.Tensor]:
+            per = loss_per_sample(forward(), y)
+            loss = per.mean()
+            loss.backward()
+            return loss.detach(), per.detach()
+
+        return one_pass
+    passes = field.bind_chunks(x, chunk)
+    return lambda: _in_passes(passes, y, loss_per_sample, n)
+
+
+def make_step(field: Field, task: Task, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, batch: int,
+              chunk: int = 0) -> Callable[[], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """One training step's forward and backward: ``() -> (loss, per-sample loss, points)``, the
+    gradient accumulated; ``points`` is what ``policy.update`` must be given besides the losses (None:
+    the losses alone, the points of the last forward being those of the step).
+
+    Full batch: :func:`bound_step` when the task's loss is the mean of its per-sample losses, else the
+    bound field (``field.bind``) in one pass. Mini-batches (3-D shapes, large images): a seeded draw
+    every step through the general path, with the points requiring grad when the loss needs their
+    gradient, and in passes of ``chunk`` when the batch is larger and the loss a mean; a progressive
+    policy's feedback then comes from each batch.
+    """
+    mean_loss = type(task).loss is Task.loss  # the loss is the mean of the per-sample losses: passes may split it
     if batch < x.shape[0]:
-        def draw() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        in_passes = step_passes(task, batch, chunk) > 1
+
+        def draw() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
             idx = torch.randint(x.shape[0], (batch,), generator=gen).to(x.device)
             xb = x[idx].requires_grad_(task.needs_input_grad)
-            return field(xb), y[idx], xb
+            if in_passes:
+                passes = [(rows, lambda rows=rows: field(xb[rows])) for rows in _slices(batch, chunk)]
+                loss, per = _in_passes(passes, y[idx], task.loss_per_sample, batch)
+                return loss, per, xb
+            loss, per = task.loss(field(xb), y[idx], xb)
+            loss.backward()
+            return loss.detach(), per.detach(), None
 
         return draw
     if task.needs_input_grad:
         xg = x.clone().requires_grad_(True)
-        return lambda: (field(xg), y, xg)
+
+        def whole() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+            loss, per = task.loss(field(xg), y, xg)
+            loss.backward()
+            return loss.detach(), per.detach(), None
+
+        return whole
+    if mean_loss:
+        step = bound_step(field, x, y, task.loss_per_sample, chunk)
+        return lambda: (*step(), None)
     forward = field.bind(x)
-    return lambda: (forward(), y, x)
+
+    def bound() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        loss, per = task.loss(forward(), y, x)
+        loss.backward()
+        return loss.detach(), per.detach(), None
+
+    return bound
 
 
 class Trainer:
@@ -217,6 +308,7 @@ class Trainer:
         self.x, self.y = x.to(self.device), y.to(self.device)
         # full batch or mini-batches, decided (and refused when nothing fits) before anything is written
         self.batching: dict[str, Any] = plan_batch(self.field, self.task, x.shape[0], cfg.train.max_memory)
+        self.batching.update(chunk=cfg.train.step_chunk, passes=step_passes(self.task, self.batching["batch"], cfg.train.step_chunk))
         self.start = 0
         self.seconds_before = 0.0
         self.history: list[tuple[int, float, float]] = []  # (iteration, training loss, seconds)
@@ -320,7 +412,7 @@ class Trainer:
             b = self.batching
             print(f"posenc: {b['mode']} batch of {b['batch']:,} of {b['samples']:,} samples; estimated step memory "
                   f"{b['estimated_step_gb']:.1f} GB (--max-memory {b['max_memory_gb']:g} GB)", file=sys.stderr)
-        step_inputs = make_step_inputs(field, self.task, x, y, self.gen, self.batching["batch"])
+        step = make_step(field, self.task, x, y, self.gen, self.batching["batch"], self.batching["chunk"])
         policy = self.policy
         bar = tqdm(total=cfg.iters, initial=self.start, disable=not self.progress, desc="fit", unit="it", dynamic_ncols=True)
         it = self.start
@@ -341,15 +433,13 @@ class Trainer:
                 for group, lr in zip(self.opt.param_groups, base_lrs):
                     group["lr"] = lr * scale
                 self.opt.zero_grad(set_to_none=True)
-                pred, target, points = step_inputs()
-                loss, per_sample = self.task.loss(pred, target, points)
-                loss.backward()
+                loss, per_sample, points = step()
                 self.opt.step()
                 if policy is not None:
-                    policy.update(per_sample.detach())
+                    policy.update(per_sample) if points is None else policy.update(per_sample, points.detach())
                 if self.frame_at and it + 1 in self.frame_at:
                     self._snapshot(it + 1)
-                value = float(loss.detach())
+                value = float(loss)
                 initial = self.history[0][1] if self.history else value
                 exploding = exploding + 1 if value > EXPLODE_FACTOR * max(initial, 1e-12) else 0
                 # checked every step: the last checkpoint stays the last good one

@@ -14,10 +14,11 @@ from typing import Any
 
 import torch
 
-from ..config import FitConfig, NetworkConfig
+from ..config import CPU_STEP_CHUNK, FitConfig, NetworkConfig
 from ..io import atomic_write_json, atomic_write_text
 from ..methods import apply_method, build_field
 from ..runtime import set_threads, tune_allocator
+from ..train import bound_step
 
 # name -> (method spec, input dim, output dim, network)
 _MLP3x256 = NetworkConfig(width=256, depth=3, output="sigmoid")
@@ -40,6 +41,9 @@ class PerfConfig:
     steps: int = 30
     warmup: int = 5
     configs: tuple[str, ...] = tuple(CONFIGS)
+    chunk: int = CPU_STEP_CHUNK  # samples per pass of a larger step (train.step_chunk)
+    full_batch_points: int = 65536  # the passes comparison: a 256 x 256 full-batch image step (0 = skip it)
+    rounds: int = 3  # of that comparison, interleaved
 
 
 def matmul_peak(threads: int, n: int = 2048, repeats: int = 10) -> float:
@@ -78,32 +82,43 @@ def training_points(points: int, in_dim: int) -> torch.Tensor:
     return torch.rand(points, in_dim, generator=torch.Generator().manual_seed(0))
 
 
-def time_training_step(spec: str, in_dim: int, out_dim: int, net: NetworkConfig, pc: PerfConfig) -> dict[str, Any]:
-    """Median step time (forward, backward, Adam, policy update) on ``pc.points`` points, through the
-    public fast path a user's loop would take (``field.bind``, ``policy.update``; 2000-iteration schedule)."""
+def _mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return (pred - target).square().mean(-1)
+
+
+def setup_step(spec: str, in_dim: int, out_dim: int, net: NetworkConfig, points: int, chunk: int) -> tuple[Any, ...]:
     from ..networks import param_groups
 
     cfg = apply_method(FitConfig(network=net), spec)
     torch.manual_seed(0)
     field = build_field(cfg, in_dim, out_dim)
-    x, y = training_points(pc.points, in_dim), torch.rand(pc.points, out_dim)
+    x, y = training_points(points, in_dim), torch.rand(points, out_dim)
     opt = torch.optim.Adam(param_groups(field, 1e-3))
-    fixed = field.encoding.fixed
+    return field, opt, bound_step(field, x, y, _mse, chunk)
+
+
+def timed_steps(field: Any, opt: Any, step: Any, warmup: int, steps: int) -> list[float]:
     policy = field.policy
-    forward = field.bind(x)
     times = []
-    for i in range(pc.warmup + pc.steps):
+    for i in range(warmup + steps):
         t = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        per_sample = (forward() - y).square().mean(-1)
-        per_sample.mean().backward()
+        _, per_sample = step()
         opt.step()
         if policy is not None:
-            policy.update(per_sample.detach())
-        if i >= pc.warmup:
+            policy.update(per_sample)
+        if i >= warmup:
             times.append(time.perf_counter() - t)
-    step = statistics.median(times)
-    flops = mlp_step_flops(field, pc.points, input_grad=not fixed)
+    return times
+
+
+def time_training_step(spec: str, in_dim: int, out_dim: int, net: NetworkConfig, pc: PerfConfig) -> dict[str, Any]:
+    """Median step time (forward, backward, Adam, policy update) on ``pc.points`` points, through the
+    public step a user's loop would take (``posenc.train.bound_step`` over ``field.bind``, then
+    ``policy.update``; 2000-iteration schedule)."""
+    field, opt, step = setup_step(spec, in_dim, out_dim, net, pc.points, pc.chunk)
+    step_s = statistics.median(timed_steps(field, opt, step, pc.warmup, pc.steps))
+    flops = mlp_step_flops(field, pc.points, input_grad=not field.encoding.fixed)
     # evaluation throughput: chunked inference on fresh random points (the path renders and metrics use)
     field.eval()
     probe = torch.rand(4 * pc.points, in_dim, generator=torch.Generator().manual_seed(1))
@@ -111,8 +126,27 @@ def time_training_step(spec: str, in_dim: int, out_dim: int, net: NetworkConfig,
     t = time.perf_counter()
     field.predict(probe)
     eval_pts = probe.shape[0] / (time.perf_counter() - t)
-    return {"method": spec, "points": pc.points, "step_ms": step * 1e3, "gflops": flops / step / 1e9,
-            "params": field.parameter_counts()["total"], "train_points_per_s": pc.points / step, "eval_points_per_s": eval_pts}
+    return {"method": spec, "points": pc.points, "step_ms": step_s * 1e3, "gflops": flops / step_s / 1e9,
+            "params": field.parameter_counts()["total"], "train_points_per_s": pc.points / step_s, "eval_points_per_s": eval_pts}
+
+
+def compare_passes(pc: PerfConfig, names: tuple[str, ...] = ("gaussian", "lpe")) -> list[dict[str, Any]]:
+    """A full-batch step of ``pc.full_batch_points`` (a 256 x 256 image) in one pass against passes of
+    ``pc.chunk`` (``bound_step``), the two set up side by side and timed in interleaved rounds."""
+    rows = []
+    for name in names:
+        spec, d_in, d_out, net = CONFIGS[name]
+        variants = {c: setup_step(spec, d_in, d_out, net, pc.full_batch_points, c) for c in (0, pc.chunk)}
+        times: dict[int, list[float]] = {c: [] for c in variants}
+        for _ in range(pc.rounds):
+            for c, (field, opt, step) in variants.items():
+                times[c] += timed_steps(field, opt, step, 1, max(pc.steps // 3, 3))
+        one, parts = statistics.median(times[0]), statistics.median(times[pc.chunk])
+        flops = mlp_step_flops(variants[0][0], pc.full_batch_points, input_grad=not variants[0][0].encoding.fixed)
+        rows.append({"name": name, "method": spec, "points": pc.full_batch_points, "chunk": pc.chunk,
+                     "one_pass_ms": one * 1e3, "passes_ms": parts * 1e3, "speedup": one / parts,
+                     "one_pass_gflops": flops / one / 1e9, "passes_gflops": flops / parts / 1e9})
+    return rows
 
 
 def run_perf(pc: PerfConfig, out: str | None = None) -> dict[str, Any]:
@@ -129,8 +163,12 @@ def run_perf(pc: PerfConfig, out: str | None = None) -> dict[str, Any]:
     base = next((r for r in rows if r["name"] == "gaussian"), None)
     for r in rows:
         r["vs_gaussian"] = r["step_ms"] / base["step_ms"] if base else None
+    passes = compare_passes(pc) if pc.full_batch_points else []
+    for r in passes:
+        r["fraction_of_peak_one_pass"], r["fraction_of_peak_passes"] = r["one_pass_gflops"] / peak, r["passes_gflops"] / peak
     result = {"command": f"posenc bench perf --threads {pc.threads} --points {pc.points} --steps {pc.steps}",
-              "threads": threads, "matmul_peak_gflops": peak, "torch": torch.__version__, "machine": platform.processor() or platform.machine(), "rows": rows}
+              "threads": threads, "matmul_peak_gflops": peak, "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+              "rows": rows, "passes": passes}
     if out:
         atomic_write_json(Path(out) / "perf.json", result)
         atomic_write_text(Path(out) / "perf.md", format_perf(result))
@@ -152,4 +190,12 @@ def format_perf(result: dict[str, Any]) -> str:
         ratio = f"{r['vs_gaussian']:.3f}" if r.get("vs_gaussian") else "-"
         lines.append(f"| {r['name']} (`{r['method']}`) | {r['points']:,} | {r['step_ms']:.1f} | {ratio} | {r['gflops']:.1f} | "
                      f"{100 * r['fraction_of_peak']:.0f}% | {r.get('train_points_per_s', 0):,.0f} | {r.get('eval_points_per_s', 0):,.0f} | {r['params']:,} |")
+    if result.get("passes"):
+        lines += ["", "Full-batch steps in passes (`train.step_chunk`, `posenc.train.bound_step`): one pass against passes of "
+                  f"{result['passes'][0]['chunk']:,} samples, set up side by side and timed in interleaved rounds (median step).", "",
+                  "| config | points | one pass (ms) | in passes (ms) | one pass / passes | % of peak, one pass | % of peak, passes |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in result["passes"]:
+            lines.append(f"| {r['name']} (`{r['method']}`) | {r['points']:,} | {r['one_pass_ms']:.0f} | {r['passes_ms']:.0f} | "
+                         f"{r['speedup']:.2f}x | {100 * r['fraction_of_peak_one_pass']:.0f}% | {100 * r['fraction_of_peak_passes']:.0f}% |")
     return "\n".join(lines) + "\n"

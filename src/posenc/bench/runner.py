@@ -101,7 +101,7 @@ def run_dir_name(method: str, seed: int) -> str:
     return slug(method) + (f"_seed{seed}" if seed else "")
 
 
-_NOT_RESULTS = {"threads", "device", "checkpoint_every", "checkpoint_seconds", "frames", "max_memory"}  # settings that do not change a result
+_NOT_RESULTS = {"threads", "device", "checkpoint_every", "checkpoint_seconds", "frames", "max_memory", "step_chunk"}  # settings that do not change a result
 
 
 def config_digest(config: dict[str, Any]) -> str:

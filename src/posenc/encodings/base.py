@@ -113,6 +113,13 @@ class Encoding(nn.Module):
         bound = self._bind(x.reshape(-1, self.in_dim))
         return lambda: bound().reshape(*lead, self.out_dim)
 
+    def bind_chunks(self, x: torch.Tensor, size: int) -> list[tuple[slice, Callable[[], torch.Tensor]]]:
+        """:meth:`bind` on consecutive slices of ``size`` of the flat points ``x`` ``(N, in_dim)``:
+        ``[(rows, () -> (rows, out_dim))]``, for a full-batch step run pass by pass."""
+        flat = x.reshape(-1, self.in_dim)
+        size = max(int(size), 1)
+        return [(sl, self.bind(flat[sl])) for sl in (slice(a, min(a + size, flat.shape[0])) for a in range(0, flat.shape[0], size))]
+
     def _bind(self, flat: torch.Tensor) -> Callable[[], torch.Tensor]:
         """:meth:`bind` on flat points ``(N, in_dim)``; the default caches a fixed encoding's output."""
         if self.fixed:
