@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from posenc.bench.common import write_table
+
 SIZES_MP = (0.25, 1.0, 4.0, 12.0)
 METHODS = ("gaussian", "hash_grid")
 
@@ -91,9 +93,7 @@ def main() -> int:
         lines.append(f"| {r['method']} | {r['size']} | {r['megapixels']:g} | {r['pixels']:,} | {r['peak_rss_gb']:.2f} | "
                      f"{r['s_per_million_samples']:.2f} | {r['s_per_million_samples'] / base[r['method']]:.2f} | "
                      f"{r['psnr']:.2f} | {r['ssim']:.3f} | {r['wall']} |")
-    (args.out / "results.md").write_text("\n".join(lines) + "\n")
-    (args.out / "results.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-    print("\n".join(lines))
+    write_table(args.out, "results", lines, rows)
     return 0
 
 

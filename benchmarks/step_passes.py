@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from posenc.bench.common import write_table
+
 
 def one_fit(image: Path, res: int, chunk: int, iters: int, threads: int, run: Path) -> dict:
     cmd = [sys.executable, "-m", "posenc", "fit", "image", str(image), "--res", str(res), "--crop", "square",
@@ -72,10 +74,7 @@ def main() -> int:
             step = statistics.median(r["step_seconds"] for r in rs)
             lines.append(f"| {res} x {res} | {res * res:,} | {rs[0]['passes']} | {step:.3f} | {one / step:.2f}x | "
                          f"{max(r['peak_rss_gb'] for r in rs):.2f} | {rs[0]['psnr']:.4f} | {rs[0]['ssim']:.4f} |")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "step-passes.md").write_text("\n".join(lines) + "\n")
-    (args.out / "step-passes.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-    print("\n".join(lines))
+    write_table(args.out, "step-passes", lines, rows)
     return 0
 
 

@@ -8,6 +8,7 @@ import multiprocessing as mp
 import signal
 import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 
@@ -62,3 +63,17 @@ def mean_std(values: Iterable[float | None]) -> tuple[float, float, int]:
 def fmt_pm(values: Iterable[float | None], digits: int = 2) -> str:
     m, s, n = mean_std(values)
     return "-" if n == 0 else f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def write_table(out: Path, stem: str, lines: list[str], rows: list[dict[str, Any]]) -> None:
+    """A benchmark script's results, atomically: ``out/<stem>.md`` (the lines) and ``out/<stem>.jsonl``
+    (one sorted-key row per line); the table is printed too."""
+    import json
+
+    from ..io import atomic_write_text
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / f"{stem}.md", "\n".join(lines) + "\n")
+    atomic_write_text(out / f"{stem}.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    print("\n".join(lines))
