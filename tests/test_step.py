@@ -144,3 +144,17 @@ def test_a_fit_in_passes_ends_where_the_one_pass_fit_does(tmp_path):
     one, parts = metrics
     assert parts["batching"]["passes"] == 4 and one["batching"]["passes"] == 1
     assert abs(parts["psnr"] - one["psnr"]) < 1e-3, (parts["psnr"], one["psnr"])
+
+
+def test_predict_evaluates_in_cpu_sized_chunks_with_the_same_values(monkeypatch):
+    import posenc.config
+
+    field = field_of("gaussian", None).float()
+    x = torch.rand(5000, 2, generator=torch.Generator().manual_seed(4))
+    seen = []
+    forward = Field.forward
+    monkeypatch.setattr(posenc.config, "CPU_STEP_CHUNK", 1024)
+    monkeypatch.setattr(Field, "forward", lambda self, p: seen.append(p.shape[0]) or forward(self, p))
+    out = field.predict(x)
+    assert seen == [1024] * 4 + [904]
+    torch.testing.assert_close(out, forward(field, x).detach())

@@ -226,9 +226,14 @@ class Field(nn.Module):
         return [(sl, lambda encode=encode: self.network(encode())) for sl, encode in parts]
 
     @torch.no_grad()
-    def predict(self, x: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
-        """Evaluate in chunks of ``chunk`` points so huge renders fit in memory: ``(N, d) -> (N, out)``."""
+    def predict(self, x: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        """Evaluate in chunks of ``chunk`` points so huge renders fit in memory: ``(N, d) -> (N, out)``.
+        Default: 16,384 on a CPU (each activation stays below glibc's mmap threshold, as in
+        :func:`posenc.train.bound_step`), 65,536 on a GPU."""
+        from .config import CPU_STEP_CHUNK
+
         device = next(self.parameters(), torch.empty(0)).device
+        chunk = chunk or (CPU_STEP_CHUNK if device.type == "cpu" else 65536)
         outs = [self(x[i : i + chunk].to(device)).cpu() for i in range(0, x.shape[0], chunk)]
         return torch.cat(outs) if outs else torch.empty(0, self.out_dim)
 

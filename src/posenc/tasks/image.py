@@ -153,7 +153,7 @@ class ImageTask(Task):
         save_frame_sequence(out_dir, pictures)
 
 
-def render_image(field: torch.nn.Module, height: int, width: int, chunk: int = 65536,
+def render_image(field: torch.nn.Module, height: int, width: int, chunk: int = 65536,  # points per band of rows
                  extent: tuple[int, int] | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """Evaluate an image field on an H x W grid of pixel centres, a band of rows at a time: -> (H, W, 3)
     float32 in [0, 1] (or written into ``out``, e.g. a uint8 canvas, so only one band is float at a time).
@@ -169,6 +169,6 @@ def render_image(field: torch.nn.Module, height: int, width: int, chunk: int = 6
     for r0 in range(0, height, step):
         yy, xx = torch.meshgrid(ys[r0 : r0 + step], xs, indexing="ij")
         coords = torch.stack([yy, xx], dim=-1).reshape(-1, 2)
-        band = field.predict(coords, chunk=chunk).clamp(0, 1).reshape(-1, width, 3).numpy()
+        band = field.predict(coords).clamp(0, 1).reshape(-1, width, 3).numpy()
         out[r0 : r0 + band.shape[0]] = (band * 255.0 + 0.5).astype(np.uint8) if out.dtype == np.uint8 else band
     return out

@@ -78,8 +78,9 @@ def three_way_samples(verts: np.ndarray, faces: np.ndarray, n: int, rng: np.rand
 
 
 @torch.no_grad()
-def field_volume(field: torch.nn.Module, res: int, chunk: int = 131072, progress: bool = False) -> np.ndarray:
-    """The field on a (res + 1)^3 lattice over [-1, 1]^3 (chunked): ``(res+1, res+1, res+1)``."""
+def field_volume(field: torch.nn.Module, res: int, chunk: int | None = None, progress: bool = False) -> np.ndarray:
+    """The field on a (res + 1)^3 lattice over [-1, 1]^3, a slab at a time, each in ``field.predict``'s
+    chunks (``chunk``; default its own): ``(res+1, res+1, res+1)``."""
     from tqdm import tqdm
 
     axis = torch.linspace(0.0, 1.0, res + 1)
