@@ -42,4 +42,6 @@ def test_the_suites_measured_cost_is_the_committed_reports():
             assert not (complete and cost), f"{suite.name}: its report is complete; add [measured.cpu] to its suite file"
             continue
         assert complete and cost and summary.get("scale", "cpu") == "cpu", f"{suite.name}: measured figures without a complete cpu-scale report"
-        assert measured["cpu_hours"] == cost["cpu_hours"] and measured["wall_hours"] == cost["wall_hours"], suite.name
+        assert measured["cpu_hours"] == cost["cpu_hours"], suite.name
+        # the wall time only where every invocation recorded it
+        assert measured["wall_hours"] == (cost["wall_hours"] if cost.get("wall_complete", True) else None), suite.name

@@ -116,6 +116,7 @@ def test_sweeps_expand_into_rows():
     (lambda s: s.replace('task = "image"', 'task = "video"'), "unknown task"),
     (lambda s: s.replace('test = ["a", "b"]', 'test = "a"'), "list"),
     (lambda s: s.replace('[[rows]]', '[measured.cpu]\nwall_hours = 1.0\n\n[[rows]]', 1), "needs 'cpu_hours'"),
+    (lambda s: s.replace('[[rows]]', '[measured.cpu]\ncpu_hours = -1\n\n[[rows]]', 1), "hours must be >= 0"),
     (lambda s: s.replace('[[rows]]', '[measured.gpu]\ncpu_hours = 1.0\nwall_hours = 1.0\n\n[[rows]]', 1), "unknown scale"),
     (lambda s: s.replace('[[rows]]', '[[rows', 1), "not a valid TOML"),
 ])
@@ -213,7 +214,9 @@ def test_selection_stats_report_and_resume(tiny):
     assert len(read_jsonl(out / "results.jsonl")) == len(rows)
     # an invocation that ran fits records the matmul peak it measured around them; one that ran none
     # (the rerun) records none, so rewriting a report on a busy machine cannot lower the figure
-    invocations = read_jsonl(out / "invocations.jsonl")
+    records = read_jsonl(out / "invocations.jsonl")
+    assert [r["event"] for r in records] == ["start", "end", "start", "end"]  # a start first: a killed driver leaves it
+    invocations = [r for r in records if r["event"] == "end"]
     assert len(invocations) == 2 and invocations[0]["matmul_peak_gflops"] > 0 and "matmul_peak_gflops" not in invocations[1]
     assert "the median over 1 invocation(s)" in (out / "report.md").read_text()
     # the cost is data too: summary.json has it, with the --list estimate beside the measurement
@@ -364,3 +367,15 @@ def test_report_html_renders_in_a_browser(tiny):
     attrs = dict(re.findall(r'data-(tables|images|images-loaded)="(\d+)"', dom))
     assert int(attrs["tables"]) >= 2
     assert int(attrs["images"]) >= 1 and attrs["images-loaded"] == attrs["images"]
+
+
+def test_a_driver_killed_outright_counts_its_wall_time_to_its_last_fit():
+    from posenc.reproduce.report import _killed_invocation_seconds
+
+    records = [{"suite": "s", "event": "start", "started": 100.0},  # killed: no end record
+               {"suite": "s", "event": "start", "started": 1000.0}, {"suite": "s", "event": "end", "started": 1000.0, "seconds": 50.0}]
+    rows = [{"finished_at": 150.0, "metrics": {"seconds": 40.0, "threads": 1}},
+            {"finished_at": 180.0, "metrics": {"seconds": 60.0, "threads": 1}},  # ran beside the first: 2 workers
+            {"finished_at": 1020.0, "metrics": {"seconds": 20.0, "threads": 1}}]  # the next invocation's
+    assert _killed_invocation_seconds(records, rows) == [(80.0, 2)]
+    assert _killed_invocation_seconds(records[1:], rows) == []

@@ -280,7 +280,8 @@ def suite_cost(suite: Suite, rc: ReproduceConfig, index: dict[str, dict[str, Any
     rows = [index[k] for k in planned if k in index and index[k]["kind"] == "fit"]
     cpu_seconds = sum(r["metrics"].get("seconds", 0.0) * max(r["metrics"].get("threads", 1), 1) for r in rows)
     flops = sum(r["metrics"].get("mlp_flops", 0.0) for r in rows)
-    invocations = [inv for inv in read_jsonl(out / "invocations.jsonl") if inv.get("suite") == suite.name]
+    records = [inv for inv in read_jsonl(out / "invocations.jsonl") if inv.get("suite") == suite.name]
+    invocations = [inv for inv in records if inv.get("event") != "start"]
     peaks = [inv["matmul_peak_gflops"] for inv in invocations if "matmul_peak_gflops" in inv]
     if peaks:  # measured by each invocation before and after its fits, with nothing else of ours running
         peak = float(np.median(peaks))
@@ -290,14 +291,45 @@ def suite_cost(suite: Suite, rc: ReproduceConfig, index: dict[str, dict[str, Any
         when = "measured when this report was written"
     reused = sorted({r["reused_from"].split("/")[0] for r in rows if "reused_from" in r})
     fitting = [inv for inv in invocations if inv.get("ran_fits", True)]
+    killed = _killed_invocation_seconds(records, rows)
+    thread_seconds = sum(inv.get("seconds", 0.0) * _threads_held(inv) for inv in fitting) + sum(sec * held for sec, held in killed)
+    wall_seconds = sum(inv.get("seconds", 0.0) for inv in fitting) + sum(sec for sec, _ in killed)
     return {"fits": len(rows), "planned": len(planned), "reused": sum("reused_from" in r for r in rows), "reused_from": reused,
             # wall time of the invocations that ran fits (a report rewrite is not the suite's cost), and
             # that time x the threads they held (workers x threads per fit): the machine time the suite took
-            "wall_hours": round(sum(inv.get("seconds", 0.0) for inv in fitting) / 3600, 2),
-            "thread_hours": round(sum(inv.get("seconds", 0.0) * _threads_held(inv) for inv in fitting) / 3600, 3),
+            "wall_hours": round(wall_seconds / 3600, 2), "thread_hours": round(thread_seconds / 3600, 3),
+            "killed_invocations": len(killed),
+            # every fit's CPU time lies inside some recorded invocation: otherwise some were stopped before
+            # they could record anything (folders from before start records), and the wall time is short
+            "wall_complete": thread_seconds >= 0.98 * cpu_seconds,
             "cpu_hours": round(cpu_seconds / 3600, 2), "cpu_seconds": round(cpu_seconds, 1), "mlp_flops": flops,
             "peak_gflops": round(peak, 1),
             "peak_when": when, "estimated_cpu_hours": round(estimate(suite, rc)["cpu_hours"], 1)}
+
+
+def _killed_invocation_seconds(records: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[tuple[float, int]]:
+    """``(seconds, threads held)`` of invocations that recorded a start and no end: from the start to the
+    last fit they finished (before the next invocation started)."""
+    ends = {r.get("started") for r in records if r.get("event") != "start"}
+    starts = sorted(r["started"] for r in records if r.get("event") == "start")
+    all_starts = sorted({r.get("started", 0.0) for r in records})
+    out = []
+    for s in starts:
+        if s in ends:
+            continue
+        nxt = min((t for t in all_starts if t > s), default=float("inf"))
+        done = [r["finished_at"] for r in rows if "finished_at" in r and s <= r["finished_at"] < nxt]
+        if done:
+            held = max(int(r["metrics"].get("threads", 1) or 1) for r in rows if "finished_at" in r and s <= r["finished_at"] < nxt)
+            out.append((max(done) - s, held * max(1, _workers_seen(rows, s, nxt))))
+    return out
+
+
+def _workers_seen(rows: list[dict[str, Any]], start: float, end: float) -> int:
+    """How many fits of a killed invocation ran at once, at most (from their finish times and durations)."""
+    spans = [(r["finished_at"] - r["metrics"].get("seconds", 0.0), r["finished_at"]) for r in rows
+             if "finished_at" in r and start <= r["finished_at"] < end]
+    return max((sum(1 for a, b in spans if a <= t < b) for t, _ in spans), default=1)
 
 
 def _threads_held(invocation: dict[str, Any]) -> int:
@@ -319,7 +351,12 @@ def cost_paragraph(cost: dict[str, Any]) -> str:
             f"so the fits ran at {100 * eff:.0f}% of the peak (bound / CPU time; the rest is encodings, "
             "evaluation, pictures and small matrices)"
             + (f", and the suite at {100 * bound / (3600 * cost['thread_hours']):.0f}% (bound / wall time x the threads it held, "
-               "which also counts workers idle at stage boundaries)" if cost.get("thread_hours") else "") + ".")
+               "which also counts workers idle at stage boundaries)" if cost.get("thread_hours") and cost.get("wall_complete") else "")
+            + ("" if cost.get("wall_complete", True) else
+               ". The wall time is incomplete: some invocations were stopped before they could record it (the fits' "
+               "CPU time exceeds the recorded wall time x threads), so no suite-level figure is given")
+            + (f". {cost['killed_invocations']} invocation(s) were stopped without recording their end; their wall time is "
+               "counted from their start to their last finished fit" if cost.get("killed_invocations") else "") + ".")
 
 
 def build_sections(out: Path, suite: Suite, rc: ReproduceConfig) -> tuple[list[str], list[Section], dict[str, Any]]:

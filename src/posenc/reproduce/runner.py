@@ -310,6 +310,9 @@ def run_suite(rc: ReproduceConfig, progress: bool = True) -> Path:
     with RunLock(out):  # one driver per suite folder: rows are never written twice
         peak = idle_matmul_peak()  # before any worker starts: the report's efficiency is against this
         before = len(results_index(out))
+        # a start record first: a driver killed outright (SIGKILL, a lost machine) leaves it, and the
+        # report then counts that invocation's wall time up to its last finished fit
+        append_jsonl(out / "invocations.jsonl", {"suite": suite.name, "event": "start", "started": round(started, 3)})
         try:
             _run_stages(out, suite, rc, rows, progress)
         finally:
@@ -344,7 +347,7 @@ def _run_stages(out: Path, suite: Suite, rc: ReproduceConfig, rows: list[Row], p
         for job, metrics in execute(jobs, rc):
             row = dict(job)
             row["out"] = str(Path(job["out"]).relative_to(out))
-            row.update({"suite": suite.name, "scale": rc.scale, "metrics": metrics})
+            row.update({"suite": suite.name, "scale": rc.scale, "metrics": metrics, "finished_at": round(time.time(), 3)})
             append_jsonl(results_path, row)
             key = suite.column(job["column"]).metric
             value = metrics.get(key)
@@ -406,7 +409,7 @@ def _write_run_record(out: Path, suite: Suite, rc: ReproduceConfig, started: flo
     one-thread matmul peak: the better of a measurement before the fits and one after them), for the report."""
     import dataclasses
 
-    record = {"suite": suite.name, "settings": dataclasses.asdict(rc), "started": round(started, 3),
+    record = {"suite": suite.name, "event": "end", "settings": dataclasses.asdict(rc), "started": round(started, 3),
               "seconds": round(time.time() - started, 3), "ran_fits": peak is not None}
     if peak is not None:
         record["matmul_peak_gflops"] = round(peak, 1)

@@ -347,10 +347,12 @@ def _measured(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
             raise PosencError(f"{where} must be a table (cpu_hours, wall_hours, machine)")
         m = dict(m)
         entry = {"cpu_hours": float(_take(m, "cpu_hours", (int, float), where)),
-                 "wall_hours": float(_take(m, "wall_hours", (int, float), where)),
+                 "wall_hours": _take(m, "wall_hours", (int, float), where, None),  # absent: not fully recorded
                  "machine": _take(m, "machine", str, where, "")}
         _done(m, where)
-        if entry["cpu_hours"] < 0 or entry["wall_hours"] < 0:
+        if entry["wall_hours"] is not None:
+            entry["wall_hours"] = float(entry["wall_hours"])
+        if entry["cpu_hours"] < 0 or (entry["wall_hours"] is not None and entry["wall_hours"] < 0):
             raise PosencError(f"{where}: hours must be >= 0")
         out[scale] = entry
     return out
