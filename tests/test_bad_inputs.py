@@ -120,6 +120,7 @@ CASES = [
     ("output", lambda d: ["fit", "image", F(d, "img.png"), "--output", "bad"], "output"),
     ("lr-schedule", lambda d: ["fit", "image", F(d, "img.png"), "--lr-schedule", "steps"], "lr_schedule"),
     ("frames-negative", lambda d: ["fit", "image", F(d, "img.png"), "--frames", "-1"], "frames"),
+    ("step-chunk-negative", lambda d: ["fit", "image", F(d, "img.png"), "--step-chunk", "-3"], "step_chunk"),
     ("device-cuda", lambda d: ["fit", "image", F(d, "img.png"), "--device", "cuda"], "CUDA"),
     ("device-nonsense", lambda d: ["fit", "image", F(d, "img.png"), "--device", "abacus"], "device"),
     ("config-missing", lambda d: ["fit", "image", "--config", F(d, "none.json")], "not found"),
