@@ -131,3 +131,87 @@ def test_exact_mode_refuses_large_point_sets():
         enc.fit_to_data(torch.rand(4097, 2), torch.rand(4097, 1))
     with pytest.raises(PosencError, match="mode"):
         build_encoding({"type": "learned_rbf", "mode": "dense"}, 2)
+
+
+def _scattered_problem():
+    """30 points in 2-D (two of them equal: one edge of length 0), a wavy signal, 16 centres per axis."""
+    x = torch.rand(30, 2, generator=torch.Generator().manual_seed(0))
+    x[5] = x[4]
+    u = torch.sin(12 * x[:, 0]) * torch.cos(9 * x[:, 1])
+    return x, u, (torch.arange(16) + 0.5) / 16, 1 / 16
+
+
+def test_exact_fit_reports_the_objective_on_its_own_graph_and_eps():
+    """``before`` / ``after`` are the documented objective: on the given (sparse) edges, with eps the
+    median non-zero edge length at sigma0 (the zero-length edge of the duplicate point left out)."""
+    x, u, centres, sigma0 = _scattered_problem()
+    edges = knn_edges(x, 4)
+    phi0 = rbf_embed(x, torch.full((30,), sigma0), centres)
+    d = torch.linalg.vector_norm(phi0[edges[:, 0]] - phi0[edges[:, 1]], dim=1)
+    assert bool((d == 0).any()) and bool((d > 1).any()) and bool(((d > 0) & (d < 1)).any())
+    eps = float(d[d > 0].median())
+    sigma, before, after = fit_sigma_exact(x, u, centres, sigma0, 0.7, 0.3, edges=edges)
+    assert before == pytest.approx(float(graph_terms(phi0, u, eps, 0.7, edges)[0] - 0.3 * graph_terms(phi0, u, eps, 0.7, edges)[1]), rel=1e-5)
+    energy, norm = graph_terms(rbf_embed(x, sigma, centres), u, eps, 0.7, edges)
+    assert after == pytest.approx(float(energy - 0.3 * norm), rel=1e-5)
+    assert after < before
+    # the dense graph is another objective: the sparse one really was used
+    dense_energy, dense_norm = graph_terms(phi0, u, eps, 0.7)
+    assert abs(float(dense_energy - 0.3 * dense_norm) - before) > 1e-3
+
+
+def test_exact_fit_of_identical_points_uses_eps_one():
+    """Every edge of length 0: no median exists, eps falls back to 1 and the objective stays finite."""
+    x = torch.full((6, 2), 0.4)
+    u = torch.arange(6.0)
+    sigma, before, after = fit_sigma_exact(x, u, (torch.arange(8) + 0.5) / 8, 1 / 8, 1.0, 1.0, steps=3)
+    assert math.isfinite(before) and math.isfinite(after)
+    phi = rbf_embed(x, sigma, (torch.arange(8) + 0.5) / 8)
+    energy, norm = graph_terms(phi, u, 1.0, 1.0)
+    assert after == pytest.approx(float(energy - norm), rel=1e-6)
+
+
+def test_exact_fit_takes_adam_steps_of_rate_lr_in_log_sigma():
+    """The first Adam step moves every parameter by exactly its rate: log sigma moves by lr (default 0.05)."""
+    x, u, centres, sigma0 = _scattered_problem()
+    for lr in (None, 0.02):
+        kwargs = {} if lr is None else {"lr": lr}
+        sigma, _, _ = fit_sigma_exact(x, u, centres, sigma0, 1.0, 1.0, steps=1, **kwargs)
+        moved = (sigma.log() - math.log(sigma0)).abs()
+        torch.testing.assert_close(moved, torch.full_like(moved, lr or 0.05), rtol=1e-4, atol=1e-6)
+
+
+def test_exact_fit_keeps_sigma_within_its_bounds_and_reaches_them():
+    """Default bounds ``[sigma0 / 20, 4 sigma0]``: a large ``reg`` on a flat signal widens every bump
+    to the ceiling (||A|| grows as bumps overlap), no ``reg`` on a square wave narrows them to the floor."""
+    x, _, centres, sigma0 = _scattered_problem()
+    wide, _, _ = fit_sigma_exact(x, torch.zeros(30), centres, sigma0, 1.0, 50.0)
+    assert float(wide.max()) == pytest.approx(4 * sigma0, rel=1e-5)
+    assert float(wide.median()) == pytest.approx(4 * sigma0, rel=1e-5)
+    square = torch.sign(torch.sin(40 * x[:, 0]))
+    sharp, _, _ = fit_sigma_exact(x, square, centres, sigma0, 1.0, 0.0)
+    assert float(sharp.min()) == pytest.approx(sigma0 / 20, rel=1e-5)
+    assert float(sharp.max()) <= 4 * sigma0 * (1 + 1e-6)
+    # explicit bounds replace the default ones
+    held, _, _ = fit_sigma_exact(x, square, centres, sigma0, 1.0, 0.0, bounds=(sigma0 / 2, 2 * sigma0))
+    assert float(held.min()) == pytest.approx(sigma0 / 2, rel=1e-5) and float(held.max()) <= 2 * sigma0 * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("d,r", [(1, 512), (2, 32), (2, 64)])
+def test_gradient_grid_is_the_smoothed_gradient_norm_of_the_signal(d, r):
+    """g(x) = the mean of ||grad f_bar|| over a window of ~1/16 of the domain (odd, at least 3 cells),
+    f_bar the 3-cell box mean of the samples; finite differences at the grid spacing 1/r. Reference:
+    scipy's uniform filter (replicated borders) and numpy's gradient, one sample per cell centre."""
+    from scipy.ndimage import uniform_filter
+
+    enc = build_encoding({"type": "learned_rbf", "centres": 8, "grad_grid": r}, d)
+    mesh = np.stack(np.meshgrid(*[(np.arange(r) + 0.5) / r] * d, indexing="ij"), -1).reshape(-1, d)
+    f = np.sin(2 * np.pi * 3 * mesh[:, 0]) + (mesh**2).sum(-1) + 5 * mesh[:, -1] * (d > 1)
+    got = enc._gradient_grid(torch.from_numpy(mesh).float(), torch.from_numpy(f).float())
+    smooth = uniform_filter(f.reshape([r] * d), 3, mode="nearest")
+    grads = np.gradient(smooth, 1 / r) if d > 1 else [np.gradient(smooth, 1 / r)]
+    norm = np.sqrt(sum(g**2 for g in grads))
+    window = {512: 33, 32: 3, 64: 5}[r]
+    expected = torch.from_numpy(uniform_filter(norm, window, mode="nearest").reshape(-1)).float()
+    assert got.shape == (r**d,)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-3)

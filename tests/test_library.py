@@ -126,8 +126,36 @@ def test_policy_wraps_any_module_with_bands():
     pol = posenc.GlobalProgression(Plain(), iters=8)
     out = pol(torch.rand(3, 1))
     assert out.shape == (3, 4) and torch.all(out[:, 2:] == 0)  # the high band is closed at step 0
+    # a module without bind / bind_chunks takes the general path inside every fast path, same values
+    x = torch.rand(7, 1)
+    for policy in (posenc.GlobalProgression(Plain(), iters=40), posenc.SpatialProgression(Plain(), iters=40, mask_grid=4)):
+        for _ in range(5):  # the high band part-way open: the mask is neither 0 nor 1
+            policy(x)
+            policy.update(torch.rand(7))
+        ratio = policy(x)[:, 2:] / Plain()(x)[:, 2:]
+        assert bool(((ratio > 0.01) & (ratio < 0.99)).all())
+        torch.testing.assert_close(policy.bind(x)(), policy(x))
+        torch.testing.assert_close(torch.cat([f() for _, f in policy.bind_chunks(x, 3)]), policy(x))
+    for encoding in (Plain(), policy):
+        field = posenc.Field(encoding, posenc.MLP(4, 2, width=8, depth=1))
+        torch.testing.assert_close(field.bind(x)(), field(x))
+        torch.testing.assert_close(torch.cat([f() for _, f in field.bind_chunks(x, 3)]), field(x))
     with pytest.raises(PosencError, match="Linear has no in_dim"):
         posenc.SpatialProgression(torch.nn.Linear(2, 3))
+
+
+def test_policies_bind_the_encoding_they_wrap():
+    """A policy's fast path is the encoding's own: ``bind`` binds it once, ``bind_chunks`` once a pass."""
+    x = torch.rand(10, 2)
+    for make in (lambda e: posenc.GlobalProgression(e, iters=40), lambda e: posenc.SpatialProgression(e, iters=40, mask_grid=4)):
+        enc = build_encoding({"type": "gaussian", "features": 8}, 2)
+        bound = []
+        enc.bind = lambda points, bind=enc.bind: bound.append(points.shape[0]) or bind(points)
+        policy = make(enc)
+        torch.testing.assert_close(policy.bind(x)(), policy(x))
+        assert bound == [10]
+        policy.bind_chunks(x, 4)
+        assert bound == [10, 4, 4, 2]
 
 
 def test_save_and_load_need_no_run_config(tmp_path):

@@ -96,13 +96,16 @@ def graph_objective(phi: torch.Tensor, u: torch.Tensor, eps: float, lam: float, 
     return energy - reg * norm
 
 
-def fit_sigma_exact(x: torch.Tensor, u: torch.Tensor, centres: torch.Tensor, sigma0: float, lam: float = 0.5,
-                    reg: float = 1.0, steps: int = 200, lr: float = 0.05,
+def fit_sigma_exact(x: torch.Tensor, u: torch.Tensor, centres: torch.Tensor, sigma0: float, lam: float,
+                    reg: float, steps: int = 200, lr: float = 0.05,
                     bounds: tuple[float, float] | None = None,
                     edges: torch.Tensor | None = None) -> tuple[torch.Tensor, float, float]:
     """Per-point sigma minimising the graph objective on a point set ``x`` ``(L, d)``, values ``u``,
     starting from ``sigma0`` and kept within ``bounds`` (default ``[sigma0 / 20, 4 sigma0]``), on the
-    graph ``edges`` (default dense: every pair; see :func:`knn_edges` for large sets).
+    graph ``edges`` (default dense: every pair; see :func:`knn_edges` for large sets). ``lam`` and ``reg``
+    have no defaults here: the embedding's settings (:class:`LearnedRBFEmbedding`) are the one place.
+    ``eps`` is the median non-zero edge length at ``sigma0`` (1 when every edge has length 0); sigma
+    moves by Adam (``steps`` steps of rate ``lr``) in log space.
 
     Returns sigma ``(L,)`` and the objective before and after.
     """
