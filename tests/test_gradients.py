@@ -9,6 +9,8 @@ and the SAPE mask as one graph (no breaks) and matches eager.
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 from torch.autograd import gradcheck, gradgradcheck
@@ -187,3 +189,24 @@ def test_torch_compile_traces_one_graph_and_matches_eager(name):
 @pytest.mark.parametrize("name", list(_compile_cases()))
 def test_torch_compile_inductor_matches_eager(name):
     _compile_check(_module(name).double(), points(32, 2), backend="inductor")
+
+
+@pytest.mark.parametrize("name,d", [c for c in cases() if c.values[1] == 2])
+def test_include_input_prepends_the_coordinates_on_every_path(name, d):
+    """``include_input``: the raw coordinates come first, then the encoding, on the general path and on
+    the bound path, for scattered points and for a pixel grid (LPE's separable path)."""
+    from posenc.tasks.image import pixel_coordinates
+
+    if "include_input" not in inspect.signature(encoding_class(name).__init__).parameters:
+        pytest.skip(f"{name} is the identity already")
+    plain = make(name, d)
+    torch.manual_seed(0)
+    enc = build_encoding(dict(small_config(name, d), include_input=True), d).double()
+    enc.load_state_dict(plain.state_dict())
+    assert enc.out_dim == plain.out_dim + d
+    for x in (points(5, d), pixel_coordinates(6, 4).double()):
+        out = enc(x)
+        assert out.shape == (x.shape[0], enc.out_dim)
+        torch.testing.assert_close(out[:, :d], x)
+        torch.testing.assert_close(out[:, d:], plain(x))
+        torch.testing.assert_close(enc.bind(x)(), out)
