@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
 import torch
 
-from posenc.encodings import build_encoding, encoding_names
+from posenc.encodings import build_encoding, encoding_class, encoding_names
 from posenc.errors import PosencError
 
 CONFIGS = [
@@ -143,12 +144,43 @@ def test_rbf_grid_formula():
     assert float(f.square().mean().sqrt()) == pytest.approx(5.0, rel=0.02)
 
 
+def test_rbf_grid_lattices_are_exact_midpoints_with_one_random_offset_per_band():
+    enc = build_encoding({"type": "rbf_grid", "sigma": 5.0, "features": 8, "seed": 3}, 3)
+    step = math.sqrt(3) * 5.0 / 8
+    torch.testing.assert_close(enc.freqs, ((torch.arange(8) + 0.5) * step).float())
+    # an offset per band and axis, inside one period of that band (a node in [0, 1 / f_i)), not shared
+    assert enc.offsets.shape == (8, 3)
+    assert bool((enc.offsets >= 0).all()) and bool((enc.offsets < 1 / enc.freqs[:, None]).all())
+    assert len({tuple(o) for o in (enc.offsets * enc.freqs[:, None]).tolist()}) == 8
+    # the same seed gives the same lattices, another seed others
+    torch.testing.assert_close(build_encoding({"type": "rbf_grid", "sigma": 5.0, "features": 8, "seed": 3}, 3).offsets, enc.offsets)
+    assert not torch.equal(build_encoding({"type": "rbf_grid", "sigma": 5.0, "features": 8, "seed": 4}, 3).offsets, enc.offsets)
+
+
 def test_rbf_grid_is_periodic_per_band():
     enc = build_encoding({"type": "rbf_grid", "sigma": 4.0, "features": 4}, 1)
     x = torch.rand(20, 1) * 0.3
     for i in range(4):
         shifted = x + 1.0 / enc.freqs[i]
         torch.testing.assert_close(enc(x)[:, i], enc(shifted)[:, i], rtol=1e-4, atol=1e-4)
+
+
+def _numeric_settings():
+    """Every numeric constructor setting of every registered encoding (bools and ``in_dim`` aside)."""
+    for name in encoding_names():
+        for key, par in inspect.signature(encoding_class(name).__init__).parameters.items():
+            if key not in ("self", "in_dim") and isinstance(par.default, (int, float)) and not isinstance(par.default, bool):
+                yield pytest.param(name, key, id=f"{name}-{key}")
+
+
+@pytest.mark.parametrize("name,key", list(_numeric_settings()))
+def test_every_numeric_setting_out_of_range_is_an_error_that_names_it(name, key):
+    """Generated from the registry: NaN and infinity are refused for every numeric setting, and -1 for
+    every one but the seeds, with a PosencError naming the setting (never a traceback from deep inside)."""
+    values = [float("nan"), float("inf")] + ([] if key == "seed" else [-1])
+    for value in values:
+        with pytest.raises(PosencError, match=key):
+            build_encoding({"type": name, key: value}, 2)
 
 
 def test_registry_errors():

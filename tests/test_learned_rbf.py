@@ -215,3 +215,34 @@ def test_gradient_grid_is_the_smoothed_gradient_norm_of_the_signal(d, r):
     expected = torch.from_numpy(uniform_filter(norm, window, mode="nearest").reshape(-1)).float()
     assert got.shape == (r**d,)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-3)
+
+
+def test_settings_at_their_bounds():
+    """Shifts ``t_i = (i + 0.5) / centres``; degree 0-5, at least 4 points per sub-problem, sigma >= 0
+    (0 = learned): the bounds themselves build, one step past them is a one-line error."""
+    enc = build_encoding({"type": "learned_rbf", "centres": 10}, 2)
+    torch.testing.assert_close(enc.centres, (torch.arange(10) + 0.5) / 10)
+    assert enc.centres.dtype == torch.float32 and enc.out_dim == 20
+    for ok in ({"degree": 0}, {"degree": 5}, {"subproblem_points": 4}, {"sigma": 0.0}, {"sigma": 0.01}):
+        build_encoding({"type": "learned_rbf", "centres": 8, **ok}, 1)
+    for bad, message in (({"degree": -1}, "degree must be between 0 and 5"), ({"degree": 6}, "degree must be between 0 and 5"),
+                         ({"subproblem_points": 3}, "subproblem_points must be at least 4"),
+                         ({"sigma": -0.01}, "sigma must be >= 0"), ({"subproblems": 0}, "subproblems"),
+                         ({"knn": 0}, "knn"), ({"centres": 0}, "centres")):
+        with pytest.raises(PosencError, match=message):
+            build_encoding({"type": "learned_rbf", "centres": 8, **bad}, 1)
+    # the settings are kept as given, and a fixed sigma is the constant sigma(x)
+    enc = build_encoding({"type": "learned_rbf", "centres": 8, "degree": 2, "lam": 0.25, "reg": 3.0, "seed": 7}, 1)
+    assert (enc.n_centres, enc.degree, enc.lam, enc.reg, enc.seed) == (8, 2, 0.25, 3.0, 7)
+    assert enc.beta.shape == (3,) and float(enc.beta[0]) == pytest.approx(1 / 8) and float(enc.beta[1:].abs().sum()) == 0
+
+
+def test_exact_mode_in_2d_keeps_one_log_sigma_per_grid_cell():
+    x = torch.rand(200, 2, generator=torch.Generator().manual_seed(0))
+    y = (torch.sin(9 * x[:, :1]) * (x[:, 1:] > 0.5)).float()
+    enc = build_encoding({"type": "learned_rbf", "centres": 16, "mode": "exact", "grad_grid": 24}, 2)
+    assert enc.log_sigma_grid.shape == (24 * 24,) and enc.grad_norm.shape == (24 * 24,)
+    enc.fit_to_data(x, y)
+    sigma = enc.sigma(x)
+    assert sigma.shape == (200,) and bool(torch.isfinite(sigma).all())
+    assert bool((sigma >= enc.sigma_range[0] - 1e-7).all() and (sigma <= enc.sigma_range[1] + 1e-7).all())

@@ -60,8 +60,8 @@ class _GridEncoding(Encoding):
     # instant-NGP: a small 2 x 64 ReLU MLP after the grid
     preset = {"network": {"width": 64, "depth": 2}}
 
-    def _setup(self, resolutions: list[int], features: int, table_size: int | None) -> None:
-        check_positive("features", features)
+    def _setup(self, resolutions: list[int], features: int, table_size: int | None, features_name: str = "features") -> None:
+        check_positive(features_name, features)
         for res in resolutions:
             check_positive("resolution", res)
         total = sum(min((res + 1) ** self.in_dim, table_size or (res + 1) ** self.in_dim) for res in resolutions) * features
@@ -134,7 +134,7 @@ class MultiResGridEncoding(_GridEncoding):
                  include_input: bool = False) -> None:
         super().__init__(in_dim, include_input)
         _check_levels(levels, base_res, max_res)
-        self._setup(level_resolutions(levels, base_res, max_res), int(features_per_level), None)
+        self._setup(level_resolutions(levels, base_res, max_res), int(features_per_level), None, "features_per_level")
 
 
 @register("hash_grid")
@@ -153,7 +153,7 @@ class HashGridEncoding(_GridEncoding):
             raise PosencError(f"log2_table must be between 4 and 26, got {log2_table}")
         if levels > 64:
             raise PosencError(f"levels must be between 1 and 64, got {levels}")
-        self._setup(level_resolutions(levels, base_res, max_res), int(features_per_level), 2 ** int(log2_table))
+        self._setup(level_resolutions(levels, base_res, max_res), int(features_per_level), 2 ** int(log2_table), "features_per_level")
 
 
 def _check_levels(levels: int, base_res: int, max_res: int) -> None:

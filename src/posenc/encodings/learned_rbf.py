@@ -167,6 +167,8 @@ class LearnedRBFEmbedding(Encoding):
             raise PosencError(f"subproblem_points must be at least 4, got {subproblem_points}")
         self.n_centres, self.degree = int(centres), int(degree)
         self.subproblems, self.subproblem_points = int(subproblems), int(subproblem_points)
+        check_positive("lam", lam, allow_zero=True)
+        check_positive("reg", reg, allow_zero=True)
         self.lam, self.reg, self.seed = float(lam), float(reg), int(seed)
         self.sigma0 = 1.0 / self.n_centres
         self.grad_res = int(grad_grid or self.defaults(in_dim)["grad_grid"])

@@ -42,6 +42,8 @@ class _ModulatedFourier(Encoding):
         if freqs not in FREQS:
             raise PosencError(f"freqs must be one of {', '.join(FREQS)}, got {freqs!r}")
         check_positive("bands", bands)
+        check_positive("max_freq", max_freq)  # both laws' settings are checked, whichever is used
+        check_positive("sigma", sigma)
         for r in resolutions:
             check_positive("grid", r)
         channels = 2 * bands * (self.in_dim if freqs == "loglinear" else 1)
@@ -159,6 +161,7 @@ class MultiResLPE(_ModulatedFourier):
                  include_input: bool = False) -> None:
         super().__init__(in_dim, include_input)
         check_positive("levels", levels)
+        check_positive("base_grid", base_grid)
         if max_grid < base_grid:
             raise PosencError(f"max_grid ({max_grid}) must be >= base_grid ({base_grid})")
         growth = math.exp((math.log(max_grid) - math.log(base_grid)) / max(levels - 1, 1))
