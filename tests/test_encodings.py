@@ -183,6 +183,32 @@ def test_every_numeric_setting_out_of_range_is_an_error_that_names_it(name, key)
             build_encoding({"type": name, key: value}, 2)
 
 
+def test_every_numeric_policy_and_network_setting_out_of_range_names_it():
+    """The same for the progressive policies and the networks (their registries, every numeric setting)."""
+    from posenc.networks import NETWORKS, build_network
+    from posenc.progressive import POLICIES, build_policy
+
+    enc = build_encoding({"type": "gaussian", "features": 8}, 2)
+    checked = 0
+    for name, cls in POLICIES.items():
+        for key, (_, default) in cls.settings().items():
+            if isinstance(default, bool) or not isinstance(default, (int, float, type(None))):
+                continue
+            for value in (-1, float("nan"), float("inf")):
+                with pytest.raises(PosencError, match=key):
+                    build_policy({"type": name, key: value}, enc)
+            checked += 1
+    for name, cls in NETWORKS.items():
+        for key, par in inspect.signature(cls.__init__).parameters.items():
+            if key in ("self", "in_dim", "out_dim") or isinstance(par.default, bool) or not isinstance(par.default, (int, float)):
+                continue
+            for value in (-1, float("nan"), float("inf")):
+                with pytest.raises(PosencError, match=key):
+                    build_network({"type": name, "in_dim": 4, "out_dim": 2, key: value})
+            checked += 1
+    assert checked >= 8
+
+
 def test_registry_errors():
     with pytest.raises(PosencError, match="valid encodings: .*gaussian"):
         build_encoding({"type": "fourier"}, 2)

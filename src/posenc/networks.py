@@ -121,7 +121,7 @@ class Siren(nn.Module):
             raise PosencError(f"a SIREN needs depth >= 1 and width > 0, got depth={depth} width={width}")
         check_network_size(in_dim, out_dim, width, depth)
         if omega_0 <= 0:
-            raise PosencError(f"omega0 must be positive, got {omega_0}")
+            raise PosencError(f"omega_0 (the setting network.omega0, --omega0) must be positive, got {omega_0}")
         _check_output(output)
         dims = [in_dim] + [width] * depth
         self.layers = nn.ModuleList(SineLayer(a, b, omega_0, i == 0) for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])))
