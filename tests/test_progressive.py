@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from posenc.encodings import build_encoding
+from posenc.encodings.base import Band
 from posenc.grid import multilinear_weights
 from posenc.progressive import GlobalProgression, SpatialProgression, build_policy
 
@@ -264,3 +265,39 @@ def test_bound_learned_encoding_follows_mask_changes():
         torch.testing.assert_close(bound(), pol(x))
         pol.update(torch.ones(30))
     assert float(pol.level.mean()) > pol.start_level
+
+
+@pytest.mark.parametrize("level,open_bands", [(0.0, 0), (0.5, 1), (1.0, 1), (2.3, 3), (7.999, 8), (8.0, 8)])
+def test_max_frequency_is_the_highest_open_band(level, open_bands):
+    """The frequency heat map: at each point, the frequency of the highest band whose mask is open
+    (alpha > 0), 0 where only the raw coordinates are; the same under the global and the spatial policy."""
+    x = centres(4, 2)
+    for pol in (GlobalProgression(gaussian(features=8), 160), SpatialProgression(gaussian(features=8), 160, mask_grid=4)):
+        freqs = torch.tensor(sorted(b.frequency for b in pol.encoding.bands if not b.identity))
+        torch.testing.assert_close(pol.band_freqs, freqs)
+        with torch.no_grad():
+            pol.level.fill_(level)
+        expected = torch.full((16,), float(freqs[open_bands - 1]) if open_bands else 0.0)
+        torch.testing.assert_close(pol.max_frequency(x), expected)
+
+
+def test_max_frequency_maps_each_cell_of_the_spatial_mask():
+    pol = SpatialProgression(gaussian(features=8), 160, mask_grid=4)
+    with torch.no_grad():
+        pol.level.copy_(torch.arange(16, dtype=torch.float32) % 9)  # levels 0-8 over the 4 x 4 cells
+    got = pol.max_frequency(centres(4, 2))  # cell centres: each point sees only its own cell's level
+    freqs = torch.cat([torch.zeros(1), pol.band_freqs])
+    torch.testing.assert_close(got, freqs[(torch.arange(16) % 9)])
+    assert got.shape == (16,) and got.device.type == "cpu"
+
+
+def test_max_frequency_without_moving_bands_is_the_constant_zero():
+    class Identity(torch.nn.Module):
+        in_dim, out_dim = 2, 2
+        bands = [Band((0, 1), 0.0, identity=True)]
+
+        def forward(self, x):
+            return x
+
+    pol = GlobalProgression(Identity(), 10)
+    torch.testing.assert_close(pol.max_frequency(torch.rand(5, 2)), torch.zeros(5))
