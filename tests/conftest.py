@@ -37,3 +37,19 @@ def interrupt_on_call(monkeypatch, owner, name: str, call: int) -> None:
         return original(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, flaky)
+
+
+def interrupted_then_resumed(cfg, run, monkeypatch, name: str, call: int) -> dict:
+    """Fit ``cfg`` into ``run`` with a Ctrl-C at the ``call``-th call of the task's ``name``, then resume
+    it in a new trainer: the finished run's metrics."""
+    import pytest
+
+    from posenc.train import Trainer
+
+    trainer = Trainer(cfg, run, progress=False)
+    interrupt_on_call(monkeypatch, trainer.task, name, call)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    resumed = Trainer(cfg, run, progress=False)
+    assert resumed.resume()
+    return resumed.run(resume=True)

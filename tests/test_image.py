@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import interrupt_on_call
+from conftest import interrupt_on_call, interrupted_then_resumed
 from posenc.config import FitConfig, ImageConfig, NetworkConfig, TrainConfig
 from posenc.io import load_image
 from posenc.metrics import psnr
@@ -311,13 +311,7 @@ def test_eval_every_reports_the_heldout_figure_without_changing_the_run(image_pa
 def test_eval_history_survives_an_interrupt(image_path, tmp_path, monkeypatch):
     cfg = small_config(image_path, iters=30)
     cfg.train.eval_every = 5
-    trainer = Trainer(cfg, tmp_path / "run", progress=False)
-    interrupt_on_call(monkeypatch, trainer.task, "loss_per_sample", 13)
-    with pytest.raises(KeyboardInterrupt):
-        trainer.run()
-    resumed = Trainer(cfg, tmp_path / "run", progress=False)
-    assert resumed.resume()
-    metrics = resumed.run(resume=True)
+    metrics = interrupted_then_resumed(cfg, tmp_path / "run", monkeypatch, "loss_per_sample", 13)
     straight = fit(cfg, tmp_path / "straight", progress=False)
     assert [it for it, _ in metrics["eval_history"]] == [5, 10, 15, 20, 25]
     assert metrics["eval_history"] == straight["eval_history"]

@@ -9,12 +9,12 @@ import pytest
 import torch
 import trimesh
 
-from conftest import interrupt_on_call
+from conftest import interrupted_then_resumed
 from posenc.cli import main
 from posenc.config import FitConfig, MeshTransferConfig, NetworkConfig, TrainConfig
 from posenc.errors import PosencError
 from posenc.metrics import chamfer_hausdorff
-from posenc.tasks.mesh_transfer import (MeshTransferTask, auto_landmarks, biharmonic_deform, conformal_energy, dirichlet_energy,
+from posenc.tasks.mesh_transfer import (auto_landmarks, biharmonic_deform, conformal_energy, dirichlet_energy,
                                         fit_affine, folded_share, read_landmarks, ripple, sample_moved_surface, source_frames)
 from posenc.train import Trainer, fit
 
@@ -159,13 +159,7 @@ def test_sape_transfer_writes_the_frequency_map_and_resumes_exactly(tmp_path, mo
     straight = fit(cfg, tmp_path / "straight", progress=False)
     assert (tmp_path / "straight" / "heatmap.png").exists()
     assert straight["policy"]  # the per-vertex feedback moved the mask
-    trainer = Trainer(cfg, tmp_path / "cut", progress=False)
-    interrupt_on_call(monkeypatch, trainer.task, "loss", 13)
-    with pytest.raises(KeyboardInterrupt):
-        trainer.run()
-    resumed = Trainer(cfg, tmp_path / "cut", progress=False)
-    assert resumed.resume()
-    again = resumed.run(resume=True)
+    again = interrupted_then_resumed(cfg, tmp_path / "cut", monkeypatch, "loss", 13)
     assert again["chamfer_l1"] == straight["chamfer_l1"] and again["dirichlet"] == straight["dirichlet"]
 
 

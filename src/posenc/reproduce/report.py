@@ -23,7 +23,7 @@ import numpy as np
 
 from ..io import atomic_write_text, read_jsonl, save_image
 from .runner import ReproduceConfig, applies, idle_matmul_peak, pick, results_index, test_jobs, validation_jobs, wanted_rows
-from .stats import Cell, Paired, cell, fmt_cell, fmt_paired, paired
+from .stats import Cell, cell, fmt_cell, fmt_paired, paired
 from .suite import Column, Row, Suite
 
 MONTAGE_INPUTS = 2  # montages of the first K test inputs of each column
