@@ -146,3 +146,16 @@ def test_calibration_target_is_the_unit_circle():
     angle = 2 * np.pi * p[:, 0].double()
     torch.testing.assert_close(circle.double(), torch.stack([angle.cos(), angle.sin()], 1), rtol=0, atol=1e-6)
     assert (iters, lr) == (task.cfg.calib_iters, task.cfg.calib_lr)
+
+
+def test_task_settings_at_their_bounds():
+    """8 curve points, 8 target points and an 8-pixel raster build; 7 of any is refused by name; no
+    calibration (0 steps) builds, negative steps or a non-positive rate are refused."""
+    SilhouetteTask(SilhouetteConfig(points=8, target_points=8, raster=8, calib_iters=0))
+    for key in ("points", "target_points", "raster"):
+        with pytest.raises(PosencError, match=f"{key} must be at least 8, got 7"):
+            SilhouetteTask(SilhouetteConfig(**{key: 7}))
+    SilhouetteTask(SilhouetteConfig(calib_lr=1.0))
+    for bad in ({"calib_iters": -1}, {"calib_lr": 0.0}, {"calib_lr": -1e-3}, {"calib_lr": float("nan")}, {"calib_lr": 1.5}):
+        with pytest.raises(PosencError, match=f"{next(iter(bad))} must be"):
+            SilhouetteTask(SilhouetteConfig(**bad))

@@ -144,8 +144,10 @@ class SilhouetteTask(Task):
         for key in ("points", "target_points", "raster"):
             if getattr(cfg, key) < 8:
                 raise PosencError(f"{key} must be at least 8, got {getattr(cfg, key)}")
-        if cfg.calib_iters < 0 or not cfg.calib_lr > 0:
-            raise PosencError("calib_iters must be >= 0 and calib_lr positive")
+        if cfg.calib_iters < 0:
+            raise PosencError(f"calib_iters must be >= 0 (0 = no calibration), got {cfg.calib_iters}")
+        if not 0 < cfg.calib_lr <= 1:
+            raise PosencError(f"calib_lr must be in (0, 1], got {cfg.calib_lr}")
         self.cfg = cfg
         self.name = Path(cfg.path).stem if cfg.path else "star"
         mask = load_mask(cfg.path) if cfg.path else builtin_shape() > 127
