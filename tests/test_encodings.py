@@ -233,6 +233,43 @@ def test_periodic_gaussian_has_integer_frequencies_and_period_one():
     torch.testing.assert_close(enc(x), enc(x + torch.tensor([0.0, 1.0])), atol=2e-4, rtol=0)
 
 
+def test_periodic_rounding_keeps_each_row_or_its_largest_axis():
+    """Each row of ``B ~ N(0, sigma^2)`` (drawn from the seed) is rounded to integers; a row that rounds
+    to all zeros keeps the sign of its largest entry there, as 1: the nearest non-constant feature."""
+    sigma, n, seed = 0.6, 40, 2  # small sigma: many rows round to zero
+    raw = torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * sigma
+    expected = raw.round()
+    dead = (expected == 0).all(1)
+    assert 5 < int(dead.sum()) < n
+    for i in torch.nonzero(dead)[:, 0].tolist():
+        k = int(raw[i].abs().argmax())
+        expected[i, k] = float(raw[i, k].sign())
+    enc = build_encoding({"type": "gaussian", "sigma": sigma, "features": n, "periodic": True, "seed": seed}, 2)
+    assert sorted(map(tuple, enc.B.tolist())) == sorted(map(tuple, expected.float().tolist()))
+
+
+@pytest.mark.parametrize("sampling", ["isotropic", "radial"])
+def test_gaussian_rows_come_from_the_seed_alone(sampling):
+    """The frequency matrix depends on ``seed`` only, not on torch's global random state."""
+    cfg = {"type": "gaussian", "sigma": 4.0, "features": 32, "seed": 5, "sampling": sampling}
+    torch.manual_seed(0)
+    first = build_encoding(cfg, 3).B
+    torch.manual_seed(1)
+    torch.rand(7)
+    torch.testing.assert_close(build_encoding(cfg, 3).B, first, rtol=0, atol=0)
+    assert not torch.equal(build_encoding({**cfg, "seed": 6}, 3).B, first)
+
+
+def test_positional_frequencies_are_log_linear_from_1_to_max_freq():
+    torch.testing.assert_close(build_encoding({"type": "positional", "frequencies": 5, "max_freq": 16.0}, 2).freqs,
+                               torch.tensor([1.0, 2.0, 4.0, 8.0, 16.0]))
+    torch.testing.assert_close(build_encoding({"type": "positional", "frequencies": 2, "max_freq": 9.0}, 1).freqs,
+                               torch.tensor([1.0, 9.0]))
+    # one frequency: the highest (the ratio k / (frequencies - 1) has no k = 0 .. 0 range)
+    torch.testing.assert_close(build_encoding({"type": "positional", "frequencies": 1, "max_freq": 9.0}, 1).freqs,
+                               torch.tensor([9.0]))
+
+
 def test_silhouette_task_makes_encodings_periodic_without_raw_input():
     from posenc.config import FitConfig
     from posenc.methods import apply_method

@@ -59,7 +59,8 @@ class PositionalEncoding(Encoding):
     """NeRF-style axis-aligned log-linear frequencies (Mildenhall et al. 2020; Tancik et al. eq. "positional").
 
     ``gamma(v) = [cos(2 pi f_k v_j), sin(2 pi f_k v_j)]`` for ``f_k = max_freq^(k / (frequencies - 1))``,
-    k = 0..frequencies-1 (so f runs log-linearly from 1 to ``max_freq`` cycles per unit) and every axis j.
+    k = 0..frequencies-1 (so f runs log-linearly from 1 to ``max_freq`` cycles per unit; with one
+    frequency, ``max_freq`` alone) and every axis j.
     ``(..., d) -> (..., 2 * frequencies * d)``. NeRF's ``2^k pi p`` on [-1, 1] is ``max_freq = 2^(L-1)``.
     """
 
