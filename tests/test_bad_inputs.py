@@ -112,6 +112,8 @@ CASES = [
     ("method-bad-pair", lambda d: ["fit", "image", F(d, "img.png"), "--method", "gaussian:sigma"], "key=value"),
     ("method-twice", lambda d: ["fit", "image", F(d, "img.png"), "--method", "gaussian:sigma=1:sigma=2"], "twice"),
     ("mask-grid", lambda d: ["fit", "image", F(d, "img.png"), "--method", "sape+gaussian:mask_grid=-3"], "mask_grid"),
+    ("method-grid-zero", lambda d: ["fit", "image", F(d, "img.png"), "--method", "multires_lpe:base_grid=0"], "base_grid must be positive"),
+    ("method-reg-negative", lambda d: ["fit", "image", F(d, "img.png"), "--method", "learned_rbf:reg=-1"], "reg must be non-negative"),
     ("encoding-unknown", lambda d: ["fit", "image", F(d, "img.png"), "--encoding", "foo"], "unknown encoding"),
     ("encoding-vs-method", lambda d: ["fit", "image", F(d, "img.png"), "--encoding", "lpe", "--method", "gaussian"], "contradicts"),
     ("policy-flag-alone", lambda d: ["fit", "image", F(d, "img.png"), "--epsilon", "0.1"], "progressive"),
