@@ -250,19 +250,23 @@ class LearnedRBFEmbedding(Encoding):
         start = max(self.sigma0, spacing)
         self.sigma_range.copy_(torch.tensor([max(self.sigma0 / 20, spacing), 4 * start]))
         bounds = (float(self.sigma_range[0]), float(self.sigma_range[1]))
+        # the fit runs on the CPU (small problems, numpy), whatever device the module lives on
+        centres = self.centres.cpu()
         if self.mode == "exact":  # per-point solution: the gradient-norm grid is not used
-            return self._fit_exact(x, u, start, bounds)
-        self.grad_norm.copy_(self._gradient_grid(x, u))
+            return self._fit_exact(x, u, centres, start, bounds)
+        grid = self._gradient_grid(x, u)
+        self.grad_norm.copy_(grid)
         gen = torch.Generator().manual_seed(self.seed)
         k = min(self.subproblem_points, x.shape[0])
         g_all, s_all, gains = [], [], []
         for _ in range(self.subproblems):
             centre = x[torch.randint(x.shape[0], (1,), generator=gen)]
             near = torch.cdist(centre, x)[0].topk(k, largest=False).indices
-            sigma, before, after = fit_sigma_exact(x[near], u[near], self.centres, start, self.lam, self.reg, bounds=bounds)
+            sigma, before, after = fit_sigma_exact(x[near], u[near], centres, start, self.lam, self.reg, bounds=bounds)
             # one (g, sigma) pair per small problem: the per-point optimum of a 20-point graph is noisy,
             # its geometric mean over the neighbourhood is a stable sample of sigma(g)
-            g_all.append(float(self.gradient_norm(x[near]).mean()))
+            idx, w = multilinear_weights(x[near], self.grad_res)
+            g_all.append(float((grid[idx] * w).sum(-1).mean()))
             s_all.append(float(sigma.log().mean().exp()))
             gains.append(before - after)
         g, s = np.asarray(g_all), np.asarray(s_all)
@@ -279,13 +283,14 @@ class LearnedRBFEmbedding(Encoding):
         }
         return self.fit_report
 
-    def _fit_exact(self, x: torch.Tensor, u: torch.Tensor, start: float, bounds: tuple[float, float]) -> dict[str, float]:
+    def _fit_exact(self, x: torch.Tensor, u: torch.Tensor, centres: torch.Tensor, start: float,
+                   bounds: tuple[float, float]) -> dict[str, float]:
         """One sigma per training point from the graph objective on the whole set (sparse kNN graph)."""
         if x.shape[0] > MAX_EXACT_POINTS:
             raise PosencError(f"learned_rbf mode=exact handles at most {MAX_EXACT_POINTS} training points, got "
                               f"{x.shape[0]}; use mode=poly (the scalable variant)")
         edges = knn_edges(x, self.knn)
-        sigma, before, after = fit_sigma_exact(x, u, self.centres, start, self.lam, self.reg, bounds=bounds, edges=edges)
+        sigma, before, after = fit_sigma_exact(x, u, centres, start, self.lam, self.reg, bounds=bounds, edges=edges)
         self.log_sigma_grid.copy_(self._splat(x, sigma.log()))
         self.exact_sigma = sigma
         self.fit_report = {
