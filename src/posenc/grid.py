@@ -116,7 +116,7 @@ class AxisPlan:
             k = m // res
             t = self.matrix[:k, 1].clone()
             rebuilt = torch.zeros_like(self.matrix)
-            rows = torch.arange(m)
+            rows = torch.arange(m, device=coords.device)
             rebuilt[rows, rows // k] = 1 - t.repeat(res)
             rebuilt[rows, rows // k + 1] += t.repeat(res)
             if torch.allclose(rebuilt, self.matrix, atol=1e-6):
@@ -209,7 +209,7 @@ def fill_unvisited(values: torch.Tensor, visited: torch.Tensor, res: int, d: int
     for _ in range(res):
         if bool(have.gt(0).all()):
             break
-        num = box_smooth(values * have, res, d) 
+        num = box_smooth(values * have, res, d)
         den = box_smooth(have, res, d)
         grow = (have == 0) & (den > 0)
         values = torch.where(grow, num / den.clamp_min(1e-12), values)
