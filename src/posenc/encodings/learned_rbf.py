@@ -193,18 +193,21 @@ class LearnedRBFEmbedding(Encoding):
         return [(list(range(self.in_dim * self.n_centres)), 1.0 / (2 * math.pi * self.sigma0))]
 
     # -- sigma(x) -------------------------------------------------------------------------------
+    def _on_grid(self, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Per-cell ``values`` ``(grad_res^d,)`` interpolated multilinearly at points ``(N, d)``: ``(N,)``."""
+        idx, w = multilinear_weights(x, self.grad_res)
+        return (values[idx] * w).sum(-1)
+
     def gradient_norm(self, x: torch.Tensor) -> torch.Tensor:
         """``||grad f_bar||`` at points ``(N, d)``, interpolated from the fitted grid: ``(N,)``."""
-        idx, w = multilinear_weights(x, self.grad_res)
-        return (self.grad_norm[idx] * w).sum(-1)
+        return self._on_grid(self.grad_norm, x)
 
     def sigma(self, x: torch.Tensor) -> torch.Tensor:
         """sigma_x at points ``(N, d)``: ``(N,)``. ``poly``: the polynomial in the gradient norm;
         ``exact``: the whole-set solution, interpolated (in log space) between training points."""
         lo, hi = float(self.sigma_range[0]), float(self.sigma_range[1])
         if self.mode == "exact":
-            idx, w = multilinear_weights(x, self.grad_res)
-            return (self.log_sigma_grid[idx] * w).sum(-1).exp().clamp(lo, hi)
+            return self._on_grid(self.log_sigma_grid, x).exp().clamp(lo, hi)
         g = self.gradient_norm(x)
         powers = torch.stack([g**k for k in range(self.degree + 1)], -1)
         return (powers @ self.beta).clamp(lo, hi)
@@ -265,8 +268,7 @@ class LearnedRBFEmbedding(Encoding):
             sigma, before, after = fit_sigma_exact(x[near], u[near], centres, start, self.lam, self.reg, bounds=bounds)
             # one (g, sigma) pair per small problem: the per-point optimum of a 20-point graph is noisy,
             # its geometric mean over the neighbourhood is a stable sample of sigma(g)
-            idx, w = multilinear_weights(x[near], self.grad_res)
-            g_all.append(float((grid[idx] * w).sum(-1).mean()))
+            g_all.append(float(self._on_grid(grid, x[near]).mean()))
             s_all.append(float(sigma.log().mean().exp()))
             gains.append(before - after)
         g, s = np.asarray(g_all), np.asarray(s_all)
