@@ -296,6 +296,48 @@ def test_reuse_copies_identical_fits_from_another_suite_and_runs_the_rest(tiny, 
         run_suite(config(tmp_path, suite, out="fourth", reuse=(str(tmp_path / "nowhere"),)), progress=False)
 
 
+def test_a_fresh_clone_refits_only_the_pictured_fits_and_they_reproduce_their_rows(tiny, monkeypatch):
+    """Run folders are not committed: a rerun in a fresh clone redraws the montages by refitting the
+    seed-0 fits they picture (into this suite's folder, also for fits reused from another suite), leaves
+    results.jsonl as it was, checks each refit against its row, and keeps that time out of the suite's."""
+    from posenc.reproduce import runner
+
+    tmp_path, suite = tiny
+    first = run_suite(config(tmp_path, suite, out="first", only=("none",)), progress=False)
+    out = run_suite(config(tmp_path, suite, reuse=(str(first),)), progress=False)
+    rows = read_jsonl(out / "results.jsonl")
+    assert (out / "pictures" / "montage_a.png").exists()
+    before = json.loads((out / "summary.json").read_text())["cost"]
+    for folder in (first, out):  # what a clone has: the rows, reports and montages, no run folders
+        for sub in ("runs", "select"):
+            shutil.rmtree(folder / "pictures" / sub, ignore_errors=True)
+        (folder / "pictures" / "montage_a.png").unlink(missing_ok=True)
+    ran = []
+    original = runner.run_one
+    monkeypatch.setattr(runner, "run_one", lambda job: ran.append(job) or original(job))
+    run_suite(config(tmp_path, suite, reuse=(str(first),), pictures=False), progress=False)
+    assert not ran and not (out / "pictures" / "montage_a.png").exists()  # told not to: no refits, no montage
+    run_suite(config(tmp_path, suite, reuse=(str(first),)), progress=False)
+    assert read_jsonl(out / "results.jsonl") == rows
+    # every row's seed-0 fit on both pictured inputs (a, b), once per distinct config; baselines too
+    pictured = {r["digest"] for r in rows if r["role"] == "test" and r["seed"] == 0}
+    assert sorted(j["digest"] for j in ran) == sorted(pictured) and len(pictured) == 3 * 2 + 2
+    reused = [j for j in ran if j["row"] == "none"]
+    assert reused and all(Path(j["out"]).is_relative_to(out) for j in reused)  # first's folders are first's
+    assert not (first / "pictures" / "runs").exists()
+    assert (out / "pictures" / "montage_a.png").exists() and (out / "pictures" / "montage_b.png").exists()
+    record = read_jsonl(out / "invocations.jsonl")[-1]
+    assert record["pictures"]["fits"] == 8 and record["pictures"]["compared"] == 8
+    assert record["pictures"]["max_gap"] == 0.0  # a fit depends only on its config
+    report = (out / "report.md").read_text()
+    assert "8 pictured seed-0 fits were refitted" in report and "reproduced its recorded metric exactly" in report
+    after = json.loads((out / "summary.json").read_text())["cost"]
+    assert after["wall_hours"] == before["wall_hours"] and after["cpu_hours"] == before["cpu_hours"]
+    ran.clear()
+    run_suite(config(tmp_path, suite, reuse=(str(first),)), progress=False)
+    assert not ran  # the pictures are there now
+
+
 def test_a_scale_may_set_any_section_with_dotted_keys(tiny):
     from posenc.reproduce.runner import fit_config
 

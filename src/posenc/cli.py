@@ -529,6 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", default=None, help="results folder (default repro/<suite>)")
     rp.add_argument("--reuse", default="", help="comma-separated folders of other suites' results: a fit with the "
                     "same config, input and seed is copied from there instead of run again")
+    rp.add_argument("--no-pictures", action="store_true", help="do not refit the pictured seed-0 fits whose run "
+                    "folders are gone (a fresh clone): the report then leaves out their montages")
     rp.add_argument("--quiet", action="store_true")
     rp.set_defaults(func=_cmd_reproduce)
 
@@ -550,7 +552,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
                                only=tuple(x for x in args.only.split(",") if x), limit=args.limit, executor=args.executor,
                                workers=args.workers, address=args.address, threads=args.threads, device=args.device,
                                gpus=args.gpus, data_root=args.data_root, iters=args.iters,
-                               reuse=tuple(x for x in args.reuse.split(",") if x))
+                               reuse=tuple(x for x in args.reuse.split(",") if x), pictures=not args.no_pictures)
 
     if args.list:
         suites = [load_suite(args.suite)] if args.suite else list_suites()

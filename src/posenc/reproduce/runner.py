@@ -8,6 +8,10 @@ Layout of ``--out``::
     report.md, report.html        made from results.jsonl by ``report.py``
     <column>/runs/<input>/<row>_seed<k>/         test fits (their pictures feed the montages)
     <column>/select/<input>/<method>_seed<k>/    validation fits of a setting search
+
+Run folders are not committed: in a fresh clone a finished suite has its rows but not the pictures its
+montages show, so a rerun refits the few seed-0 fits pictured (``picture_jobs``) and checks that each
+reproduces its recorded metric.
 """
 
 from __future__ import annotations
@@ -48,6 +52,10 @@ class ReproduceConfig:
     data_root: str = str(DEFAULT_DATA_ROOT)
     iters: int = 0  # 0 = the suite's; a smaller budget is for quick looks only (recorded in every config)
     reuse: tuple[str, ...] = ()  # other suites' folders: a fit with the same complete config is taken from them
+    pictures: bool = True  # refit the pictured seed-0 fits whose run folders are gone (a fresh clone)
+
+
+MONTAGE_INPUTS = 2  # the report pictures every row on the first K test inputs of each column
 
 
 # -- planning ---------------------------------------------------------------------------------------
@@ -313,13 +321,16 @@ def run_suite(rc: ReproduceConfig, progress: bool = True) -> Path:
         # a start record first: a driver killed outright (SIGKILL, a lost machine) leaves it, and the
         # report then counts that invocation's wall time up to its last finished fit
         append_jsonl(out / "invocations.jsonl", {"suite": suite.name, "event": "start", "started": round(started, 3)})
+        pictures: dict[str, Any] = {}
         try:
             _run_stages(out, suite, rc, rows, progress)
+            if rc.pictures:
+                pictures = _redraw_pictures(out, suite, rc, rows, progress)
         finally:
             # an invocation that ran no fit (a finished suite, its report rewritten) records no peak:
             # the figure is for the fits' efficiency, and such a rewrite may run while the machine is busy
             ran = len(results_index(out)) > before
-            _write_run_record(out, suite, rc, started, max(peak, idle_matmul_peak()) if ran else None)
+            _write_run_record(out, suite, rc, started, max(peak, idle_matmul_peak()) if ran else None, pictures)
         write_reports(out, suite, rc)
     return out
 
@@ -357,6 +368,65 @@ def _run_stages(out: Path, suite: Suite, rc: ReproduceConfig, rows: list[Row], p
         bar.close()
         if not waiting:
             break
+
+
+def picture_folder(out: Path, result: dict[str, Any]) -> Path:
+    """Where this suite keeps a recorded fit's pictures: its run folder, or for a fit reused from another
+    suite, the folder this suite would have given it (a refit draws there: the other suite's folder has
+    its own driver)."""
+    from ..bench.runner import slug
+
+    if "reused_from" not in result:
+        return out / result["out"]
+    return out / result["column"] / "runs" / result["image"] / (slug(result["row"]) + f"_seed{result['seed']}")
+
+
+def pictured_folder(out: Path, result: dict[str, Any], tile: str) -> Path | None:
+    """The folder holding a recorded fit's picture ``tile`` (its own, then this suite's copy), if any."""
+    for folder in (out / result["out"], picture_folder(out, result)):
+        if (folder / tile).exists():
+            return folder
+    return None
+
+
+def picture_jobs(suite: Suite, rc: ReproduceConfig, rows: list[Row], out: Path,
+                 index: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The recorded seed-0 test fits (and baselines) on the first ``MONTAGE_INPUTS`` test inputs of each
+    column whose picture is gone, each aimed at ``picture_folder``."""
+    from ..bench.runner import family_of
+
+    jobs = []
+    for job in test_jobs(suite, rc, rows, out, index)[0]:
+        column = suite.column(job["column"])
+        result = index.get(job["digest"])
+        if (result is None or job["seed"] != 0 or job["image"] not in test_inputs(column, rc)[:MONTAGE_INPUTS]
+                or pictured_folder(out, result, family_of(column.task).tile) is not None):
+            continue
+        jobs.append(dict(job, out=str(picture_folder(out, result)), recorded=result["metrics"]))
+    return unique(jobs)
+
+
+def _redraw_pictures(out: Path, suite: Suite, rc: ReproduceConfig, rows: list[Row], progress: bool) -> dict[str, Any]:
+    """Refit ``picture_jobs`` (their rows stay as recorded) and measure how far each refit's metric lies
+    from the recorded one: a fit depends only on its config, so the gap should be 0."""
+    from tqdm import tqdm
+
+    jobs = picture_jobs(suite, rc, rows, out, results_index(out))
+    if not jobs:
+        return {}
+    started, gaps = time.time(), []
+    bar = tqdm(total=len(jobs), desc=f"{suite.name} pictures", unit="fit", disable=not progress)
+    for job, metrics in execute(jobs, rc):
+        key = suite.column(job["column"]).metric
+        new, old = metrics.get(key), job["recorded"].get(key)
+        if isinstance(new, (int, float)) and isinstance(old, (int, float)):
+            gaps.append(abs(float(new) - float(old)))
+        bar.set_postfix_str(f"{job['column']} {job['image']} {job['row']} {key} refit-recorded "
+                            + (f"{float(new) - float(old):+.2g}" if gaps else "-"))
+        bar.update(1)
+    bar.close()
+    return {"fits": len(jobs), "compared": len(gaps), "max_gap": max(gaps, default=0.0),
+            "seconds": round(time.time() - started, 3)}
 
 
 def results_index(out: Path) -> dict[str, dict[str, Any]]:
@@ -404,15 +474,19 @@ def idle_matmul_peak() -> float:
     return matmul_peak(threads=1, n=1024, repeats=10)
 
 
-def _write_run_record(out: Path, suite: Suite, rc: ReproduceConfig, started: float, peak: float | None) -> None:
+def _write_run_record(out: Path, suite: Suite, rc: ReproduceConfig, started: float, peak: float | None,
+                      pictures: dict[str, Any] | None = None) -> None:
     """``invocations.jsonl``: one line per invocation (its settings, wall time and, when it ran fits, the
-    one-thread matmul peak: the better of a measurement before the fits and one after them), for the report."""
+    one-thread matmul peak: the better of a measurement before the fits and one after them; and what
+    redrawing pictures took, which is not the suite's cost), for the report."""
     import dataclasses
 
     record = {"suite": suite.name, "event": "end", "settings": dataclasses.asdict(rc), "started": round(started, 3),
               "seconds": round(time.time() - started, 3), "ran_fits": peak is not None}
     if peak is not None:
         record["matmul_peak_gflops"] = round(peak, 1)
+    if pictures:
+        record["pictures"] = pictures
     append_jsonl(out / "invocations.jsonl", record)
 
 
