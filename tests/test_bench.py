@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -199,6 +201,72 @@ def test_stopping_a_parallel_run_drops_queued_jobs_and_ends_running_ones(tmp_pat
     assert first_job["i"] == 0 and result == 0
     gen.close()  # what a KeyboardInterrupt in the loop body does
     assert not any((tmp_path / f"done{i}").exists() for i in range(1, 6))
+
+
+def _marking_job(job):
+    """Worker for the orphan test: leave a marker with this worker's pid, then run like a fit: for a
+    while, or until SIGTERM, which (as in ``train.fit``) ends it early and cleanly."""
+    import os as _os
+    import signal as _signal
+    import time as _time
+    from pathlib import Path as _Path
+
+    _Path(job["marker"]).write_text(str(_os.getpid()))
+    stop = []
+    previous = _signal.signal(_signal.SIGTERM, lambda signum, frame: stop.append(signum))
+    try:
+        end = _time.monotonic() + 20
+        while not stop and _time.monotonic() < end:
+            _time.sleep(0.05)
+    finally:
+        _signal.signal(_signal.SIGTERM, previous)
+    return job["i"]
+
+
+ORPHAN_DRIVER = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_bench import _marking_job
+from posenc.bench.common import run_jobs
+jobs = [{{"i": i, "marker": {folder!r} + f"/started{{i}}"}} for i in range(8)]
+for _ in run_jobs(_marking_job, jobs, workers=2):
+    pass
+"""
+
+
+def test_a_driver_killed_outright_leaves_no_worker_running_queued_jobs(tmp_path):
+    """SIGKILL on a driver with --workers 2: its workers end instead of working through the jobs queued
+    for them (ProcessPoolExecutor hands each worker more than one), so nothing competes with, or writes
+    beside, the next driver."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    driver = subprocess.Popen([sys.executable, "-c", ORPHAN_DRIVER.format(tests=str(Path(__file__).parent), folder=str(tmp_path))])
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.glob("started*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(list(tmp_path.glob("started*"))) == 2  # both workers are busy with their first job
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    pids = {int(p.read_text()) for p in tmp_path.glob("started*")}
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return Path(f"/proc/{pid}/status").is_file() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+
+    deadline = time.monotonic() + 60
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in pids)
+    assert len(list(tmp_path.glob("started*"))) == 2  # no queued job was started after the driver died
 
 
 def test_bench_perf_trains_through_the_public_step_and_compares_passes(tmp_path):

@@ -338,6 +338,31 @@ def test_a_fresh_clone_refits_only_the_pictured_fits_and_they_reproduce_their_ro
     assert not ran  # the pictures are there now
 
 
+def test_reuse_takes_a_bench_folders_identical_fits(tiny, monkeypatch):
+    """``posenc bench`` rows have no digest: --reuse derives it from their config, so a bench fit with the
+    suite's complete config (same input and seed) is not run again, and the suite's own fits agree."""
+    from posenc.bench.runner import BenchConfig, run_bench
+    from posenc.reproduce import runner
+
+    tmp_path, suite = tiny
+    plain = tmp_path / "plain.toml"
+    plain.write_text(suite.read_text().replace(', "network.width" = 16, "network.depth" = 1', ""))
+    bench = run_bench(BenchConfig(data=str(tmp_path / "data" / "pics"), methods=["none"], out=str(tmp_path / "bench"),
+                                  res=16, crop="none", iters=4, images=("a",), seeds=2), progress=False)
+    ran = []
+    original = runner.run_one
+    monkeypatch.setattr(runner, "run_one", lambda job: ran.append(job) or original(job))
+    out = run_suite(config(tmp_path, plain, only=("none",), reuse=(str(bench),)), progress=False)
+    rows = read_jsonl(out / "results.jsonl")
+    reused = [r for r in rows if "reused_from" in r]
+    assert sorted((r["image"], r["seed"]) for r in reused) == [("a", 0), ("a", 1)]
+    assert all(j["image"] == "b" for j in ran) and len(ran) == 2  # input b ran here, both seeds
+    theirs = {(r["image"], r["config"]["train"]["seed"]): r["metrics"] for r in read_jsonl(bench / "results.jsonl")}
+    for r in reused:
+        assert r["metrics"]["psnr"] == theirs[(r["image"], r["seed"])]["psnr"] and r["metrics"]["mlp_flops"] > 0
+        assert (out / r["out"]).resolve() == (bench / "runs" / "a" / ("none" + ("_seed1" if r["seed"] else ""))).resolve()
+
+
 def test_a_scale_may_set_any_section_with_dotted_keys(tiny):
     from posenc.reproduce.runner import fit_config
 

@@ -527,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--gpus", type=float, default=0.0, help="GPUs per fit (Ray)")
     rp.add_argument("--data-root", default="../shared/data", help="folder holding images/, meshes/, silhouettes/")
     rp.add_argument("--out", default=None, help="results folder (default repro/<suite>)")
-    rp.add_argument("--reuse", default="", help="comma-separated folders of other suites' results: a fit with the "
+    rp.add_argument("--reuse", default="", help="comma-separated folders of other suites' (or `posenc bench`) results: a fit with the "
                     "same config, input and seed is copied from there instead of run again")
     rp.add_argument("--no-pictures", action="store_true", help="do not refit the pictured seed-0 fits whose run "
                     "folders are gone (a fresh clone): the report then leaves out their montages")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import math
 import multiprocessing as mp
+import os
 import signal
 import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -12,14 +13,32 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 
+_DRIVER = 0  # in a worker: the pid of the driver that started it
+
+
 def _die_with_parent() -> None:
-    """Worker initialiser: on Linux, ask the kernel to end this worker when the bench process dies,
-    so a killed benchmark never leaves orphan fits competing for the cores."""
+    """Worker initialiser: a killed driver must leave no orphan fits competing for the cores or writing
+    run folders that the next driver owns. On Linux the kernel sends SIGTERM when the driver dies: an
+    idle worker ends, a fit stops at its next step with a checkpoint; ``_guarded`` then keeps the worker
+    from taking the jobs still queued for it."""
+    global _DRIVER
+    _DRIVER = os.getppid()
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
         except OSError:
             pass
+
+
+def _guarded(fn: Callable[[Any], Any], job: Any) -> Any:
+    """Run one job in a worker, unless its driver has died (then, or once the job returns, exit)."""
+    if os.getppid() != _DRIVER:
+        os._exit(1)
+    try:
+        return fn(job)
+    finally:
+        if os.getppid() != _DRIVER:
+            os._exit(1)
 
 
 def run_jobs(fn: Callable[[Any], Any], jobs: list[Any], workers: int) -> Iterator[tuple[Any, Any]]:
@@ -31,7 +50,7 @@ def run_jobs(fn: Callable[[Any], Any], jobs: list[Any], workers: int) -> Iterato
         return
     ctx = mp.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent)
-    pending = {pool.submit(fn, job): job for job in jobs}
+    pending = {pool.submit(_guarded, fn, job): job for job in jobs}
     try:
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)

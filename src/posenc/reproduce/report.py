@@ -311,7 +311,8 @@ def suite_cost(suite: Suite, rc: ReproduceConfig, index: dict[str, dict[str, Any
             "killed_invocations": len(killed),
             # every fit's CPU time lies inside some recorded invocation: otherwise some were stopped before
             # they could record anything (folders from before start records), and the wall time is short
-            "wall_complete": thread_seconds >= 0.98 * cpu_seconds,
+            "wall_complete": thread_seconds >= 0.98 * sum(r["metrics"].get("seconds", 0.0) * max(r["metrics"].get("threads", 1), 1)
+                                                          for r in rows if "reused_from" not in r),
             "cpu_hours": round(cpu_seconds / 3600, 2), "cpu_seconds": round(cpu_seconds, 1), "mlp_flops": flops,
             "peak_gflops": round(peak, 1),
             "peak_when": when, "estimated_cpu_hours": round(estimate(suite, rc)["cpu_hours"], 1),

@@ -435,8 +435,9 @@ def results_index(out: Path) -> dict[str, dict[str, Any]]:
 
 
 def reused_index(rc: ReproduceConfig, out: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
-    """Fit rows of the ``rc.reuse`` folders by digest, with the folder each came from (baselines are cheap
-    and stay local). A digest covers the complete config, input and seed, so a shared row is the same fit."""
+    """Fit rows of the ``rc.reuse`` folders (other suites', or ``posenc bench`` results) by digest, with
+    the folder each came from (baselines are cheap and stay local). A digest covers the complete config,
+    input and seed, so a shared row is the same fit."""
     shared: dict[str, tuple[Path, dict[str, Any]]] = {}
     for folder in map(Path, rc.reuse):
         if not (folder / "results.jsonl").is_file():
@@ -444,9 +445,21 @@ def reused_index(rc: ReproduceConfig, out: Path) -> dict[str, tuple[Path, dict[s
         if folder.resolve() == out.resolve():
             continue
         for r in read_jsonl(folder / "results.jsonl"):
+            if "key" in r and "config" in r and "kind" not in r:
+                r = bench_row(r)
             if r.get("kind") == "fit" and not r.get("metrics", {}).get("interrupted"):
                 shared.setdefault(r["digest"], (folder, r))
     return shared
+
+
+def bench_row(r: dict[str, Any]) -> dict[str, Any]:
+    """A ``posenc bench`` row in a suite row's terms: its digest and run folder (``runs/<input>/<method>``)."""
+    from ..bench.runner import config_digest, run_dir_name
+
+    seed = int(r["config"]["train"]["seed"])
+    metrics = r["metrics"] if "mlp_flops" in r["metrics"] else dict(r["metrics"], mlp_flops=fit_flops(FitConfig.from_dict(r["config"])))
+    return dict(r, kind="fit", digest=config_digest(r["config"]), metrics=metrics,
+                out=f"runs/{r['image']}/{run_dir_name(r['method'], seed)}")
 
 
 def reused_row(job: dict[str, Any], found: tuple[Path, dict[str, Any]], suite: Suite, rc: ReproduceConfig,
