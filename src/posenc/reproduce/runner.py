@@ -325,7 +325,7 @@ def run_suite(rc: ReproduceConfig, progress: bool = True) -> Path:
         try:
             _run_stages(out, suite, rc, rows, progress)
             if rc.pictures:
-                pictures = _redraw_pictures(out, suite, rc, rows, progress)
+                _redraw_pictures(out, suite, rc, rows, progress, pictures)
         finally:
             # an invocation that ran no fit (a finished suite, its report rewritten) records no peak:
             # the figure is for the fits' efficiency, and such a rewrite may run while the machine is busy
@@ -406,27 +406,31 @@ def picture_jobs(suite: Suite, rc: ReproduceConfig, rows: list[Row], out: Path,
     return unique(jobs)
 
 
-def _redraw_pictures(out: Path, suite: Suite, rc: ReproduceConfig, rows: list[Row], progress: bool) -> dict[str, Any]:
+def _redraw_pictures(out: Path, suite: Suite, rc: ReproduceConfig, rows: list[Row], progress: bool,
+                     record: dict[str, Any]) -> None:
     """Refit ``picture_jobs`` (their rows stay as recorded) and measure how far each refit's metric lies
-    from the recorded one: a fit depends only on its config, so the gap should be 0."""
+    from the recorded one: a fit depends only on its config, so the gap should be 0. ``record`` is kept
+    up to date fit by fit, so an interrupted invocation still records what it redrew."""
     from tqdm import tqdm
 
     jobs = picture_jobs(suite, rc, rows, out, results_index(out))
     if not jobs:
-        return {}
-    started, gaps = time.time(), []
+        return
+    started = time.time()
+    record.update({"fits": 0, "compared": 0, "max_gap": 0.0, "seconds": 0.0})
     bar = tqdm(total=len(jobs), desc=f"{suite.name} pictures", unit="fit", disable=not progress)
     for job, metrics in execute(jobs, rc):
         key = suite.column(job["column"]).metric
         new, old = metrics.get(key), job["recorded"].get(key)
+        record["fits"] += 1
         if isinstance(new, (int, float)) and isinstance(old, (int, float)):
-            gaps.append(abs(float(new) - float(old)))
+            record["compared"] += 1
+            record["max_gap"] = max(record["max_gap"], abs(float(new) - float(old)))
+        record["seconds"] = round(time.time() - started, 3)
         bar.set_postfix_str(f"{job['column']} {job['image']} {job['row']} {key} refit-recorded "
-                            + (f"{float(new) - float(old):+.2g}" if gaps else "-"))
+                            + (f"{float(new) - float(old):+.2g}" if isinstance(new, (int, float)) and isinstance(old, (int, float)) else "-"))
         bar.update(1)
     bar.close()
-    return {"fits": len(jobs), "compared": len(gaps), "max_gap": max(gaps, default=0.0),
-            "seconds": round(time.time() - started, 3)}
 
 
 def results_index(out: Path) -> dict[str, dict[str, Any]]:
