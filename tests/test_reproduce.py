@@ -118,6 +118,7 @@ def test_sweeps_expand_into_rows():
     (lambda s: s.replace('[[rows]]', '[measured.cpu]\nwall_hours = 1.0\n\n[[rows]]', 1), "needs 'cpu_hours'"),
     (lambda s: s.replace('[[rows]]', '[measured.cpu]\ncpu_hours = -1\n\n[[rows]]', 1), "hours must be >= 0"),
     (lambda s: s.replace('[[rows]]', '[measured.gpu]\ncpu_hours = 1.0\nwall_hours = 1.0\n\n[[rows]]', 1), "unknown scale"),
+    (lambda s: s.replace('seeds = 2', 'seeds = 2\nmontages = -1'), "montages must be 0-10"),
     (lambda s: s.replace('[[rows]]', '[[rows', 1), "not a valid TOML"),
 ])
 def test_a_malformed_suite_is_one_line_naming_the_problem(tiny, capsys, edit, needle):
@@ -348,6 +349,13 @@ def test_a_fresh_clone_refits_only_the_pictured_fits_and_they_reproduce_their_ro
     ran.clear()
     run_suite(config(tmp_path, suite, reuse=(str(first),)), progress=False)
     assert not ran  # the pictures are there now
+    # a suite that pictures one input per column redraws (and shows) only that one
+    one = tmp_path / "one.toml"
+    one.write_text(suite.read_text().replace("seeds = 2", "seeds = 2\nmontages = 1"))
+    shutil.rmtree(out / "pictures" / "runs")
+    run_suite(config(tmp_path, one, reuse=(str(first),)), progress=False)
+    assert {j["image"] for j in ran} == {"a"} and len(ran) == 4
+    assert "montage_a.png" in (out / "report.md").read_text() and "montage_b.png" not in (out / "report.md").read_text()
 
 
 def test_reuse_takes_a_bench_folders_identical_fits(tiny, monkeypatch):

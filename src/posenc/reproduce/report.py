@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write_text, read_jsonl, save_image
-from .runner import (MONTAGE_INPUTS, ReproduceConfig, applies, idle_matmul_peak, pick, pictured_folder, results_index,
+from .runner import (ReproduceConfig, applies, idle_matmul_peak, pick, pictured_folder, results_index,
                      test_jobs, validation_jobs, wanted_rows)
 from .stats import Cell, cell, fmt_cell, fmt_paired, paired
 from .suite import Column, Row, Suite
@@ -183,7 +183,7 @@ def column_section(suite: Suite, rc: ReproduceConfig, column: Column, index: dic
     # montages
     family = family_of(column.task)
     drawn = {} if drawn is None else drawn
-    for stem in list(column.test[: rc.limit] if rc.limit else column.test)[:MONTAGE_INPUTS]:
+    for stem in list(column.test[: rc.limit] if rc.limit else column.test)[:suite.montages]:
         if (column.data, stem) in drawn:  # the same fits pictured under an earlier column
             sec.paragraphs.append(f"Pictures of {stem}: see {drawn[(column.data, stem)]}.")
             continue

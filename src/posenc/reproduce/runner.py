@@ -55,8 +55,6 @@ class ReproduceConfig:
     pictures: bool = True  # refit the pictured seed-0 fits whose run folders are gone (a fresh clone)
 
 
-MONTAGE_INPUTS = 2  # the report pictures every row on the first K test inputs of each column
-
 
 # -- planning ---------------------------------------------------------------------------------------
 def find_input(root: Path, column: Column, stem: str) -> Path:
@@ -391,7 +389,7 @@ def pictured_folder(out: Path, result: dict[str, Any], tile: str) -> Path | None
 
 def picture_jobs(suite: Suite, rc: ReproduceConfig, rows: list[Row], out: Path,
                  index: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The recorded seed-0 test fits (and baselines) on the first ``MONTAGE_INPUTS`` test inputs of each
+    """The recorded seed-0 test fits (and baselines) on the first ``suite.montages`` test inputs of each
     column whose picture is gone, each aimed at ``picture_folder``."""
     from ..bench.runner import family_of
 
@@ -399,7 +397,7 @@ def picture_jobs(suite: Suite, rc: ReproduceConfig, rows: list[Row], out: Path,
     for job in test_jobs(suite, rc, rows, out, index)[0]:
         column = suite.column(job["column"])
         result = index.get(job["digest"])
-        if (result is None or job["seed"] != 0 or job["image"] not in test_inputs(column, rc)[:MONTAGE_INPUTS]
+        if (result is None or job["seed"] != 0 or job["image"] not in test_inputs(column, rc)[:suite.montages]
                 or pictured_folder(out, result, family_of(column.task).tile) is not None):
             continue
         jobs.append(dict(job, out=str(picture_folder(out, result)), recorded=result["metrics"]))

@@ -18,6 +18,9 @@ names for that column: ``method_on = { silhouettes = "gaussian:sigma=10" }``), a
 A row with ``sweep = { param = "sigma", values = [...] }`` becomes one row per value (``gaussian
 sigma=5``, ...), and the report plots the metric against the value (SAPE Fig. 7).
 
+``montages`` (default 2) is how many test inputs of each column the report pictures with every row; a
+fresh clone redraws them by refitting those seed-0 fits, so a suite of slow fits may picture fewer.
+
 ``measured`` records what a committed run of the suite cost, by scale, so ``posenc reproduce --list``
 can show it beside the FLOP estimate (a test keeps it equal to the committed report's figures)::
 
@@ -108,6 +111,7 @@ class Suite:
     notes: str = ""
     path: str = ""
     measured: dict[str, dict[str, Any]] = field(default_factory=dict)  # scale -> cpu_hours, wall_hours, machine
+    montages: int = 2  # the report pictures every row on the first K test inputs of each column
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -234,6 +238,9 @@ def _parse(raw: dict[str, Any], path: str) -> Suite:
     if not 1 <= seeds <= 100:
         raise PosencError(f"suite.seeds must be 1-100, got {seeds}")
     reference = _take(raw, "reference", str, "suite")
+    montages = _take(raw, "montages", int, "suite", 2)
+    if not 0 <= montages <= 10:
+        raise PosencError(f"suite.montages must be 0-10 (pictured test inputs per column), got {montages}")
     scales_raw = _take(raw, "scales", dict, "suite", {})
     scales: dict[str, dict[str, dict[str, Any]]] = {}
     for scale, by_task in scales_raw.items():
@@ -334,7 +341,7 @@ def _parse(raw: dict[str, Any], path: str) -> Suite:
     measured = _measured(_take(raw, "measured", dict, "suite", {}))
     _done(raw, "suite")
     return Suite(name=name, title=title, source=source, columns=tuple(columns), rows=tuple(rows), reference=reference,
-                 seeds=seeds, scales=scales, notes=notes, path=path, measured=measured)
+                 seeds=seeds, scales=scales, notes=notes, path=path, measured=measured, montages=montages)
 
 
 def _measured(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
