@@ -55,7 +55,6 @@ class ReproduceConfig:
     pictures: bool = True  # refit the pictured seed-0 fits whose run folders are gone (a fresh clone)
 
 
-
 # -- planning ---------------------------------------------------------------------------------------
 def find_input(root: Path, column: Column, stem: str) -> Path:
     from ..bench.runner import family_of, list_images
@@ -101,11 +100,16 @@ def digest(job: dict[str, Any]) -> str:
     return config_digest(job["config"])
 
 
-def _job(kind: str, column: Column, row: str, image: str, seed: int, role: str, folder: Path, **extra: Any) -> dict[str, Any]:
+def run_folder(folder: Path, image: str, row: str, seed: int) -> Path:
+    """A fit's run folder under ``folder`` (``<column>/runs`` or ``<column>/select``)."""
     from ..bench.runner import slug
 
+    return folder / image / (slug(row) + f"_seed{seed}")
+
+
+def _job(kind: str, column: Column, row: str, image: str, seed: int, role: str, folder: Path, **extra: Any) -> dict[str, Any]:
     job = {"kind": kind, "column": column.name, "row": row, "image": image, "seed": seed, "role": role,
-           "out": str(folder / image / (slug(row) + f"_seed{seed}")), **extra}
+           "out": str(run_folder(folder, image, row, seed)), **extra}
     job["digest"] = digest(job)
     return job
 
@@ -372,11 +376,9 @@ def picture_folder(out: Path, result: dict[str, Any]) -> Path:
     """Where this suite keeps a recorded fit's pictures: its run folder, or for a fit reused from another
     suite, the folder this suite would have given it (a refit draws there: the other suite's folder has
     its own driver)."""
-    from ..bench.runner import slug
-
     if "reused_from" not in result:
         return out / result["out"]
-    return out / result["column"] / "runs" / result["image"] / (slug(result["row"]) + f"_seed{result['seed']}")
+    return run_folder(out / result["column"] / "runs", result["image"], result["row"], result["seed"])
 
 
 def pictured_folder(out: Path, result: dict[str, Any], tile: str) -> Path | None:
@@ -420,13 +422,14 @@ def _redraw_pictures(out: Path, suite: Suite, rc: ReproduceConfig, rows: list[Ro
     for job, metrics in execute(jobs, rc):
         key = suite.column(job["column"]).metric
         new, old = metrics.get(key), job["recorded"].get(key)
+        gap = float(new) - float(old) if isinstance(new, (int, float)) and isinstance(old, (int, float)) else None
         record["fits"] += 1
-        if isinstance(new, (int, float)) and isinstance(old, (int, float)):
+        if gap is not None:
             record["compared"] += 1
-            record["max_gap"] = max(record["max_gap"], abs(float(new) - float(old)))
+            record["max_gap"] = max(record["max_gap"], abs(gap))
         record["seconds"] = round(time.time() - started, 3)
         bar.set_postfix_str(f"{job['column']} {job['image']} {job['row']} {key} refit-recorded "
-                            + (f"{float(new) - float(old):+.2g}" if isinstance(new, (int, float)) and isinstance(old, (int, float)) else "-"))
+                            + ("-" if gap is None else f"{gap:+.2g}"))
         bar.update(1)
     bar.close()
 
