@@ -444,6 +444,57 @@ def test_large_pictures_are_inlined_as_jpeg_and_small_ones_stay_png(tmp_path):
     assert shown.shape == truth.shape and np.abs(shown - truth).mean() < 6
 
 
+WIDE = """
+name = "wide"
+title = "Many inputs"
+reference = "none"
+seeds = 1
+montages = 0
+
+[scales.cpu]
+image = {{ res = 16 }}
+
+[[columns]]
+name = "pictures"
+task = "image"
+data = "pics"
+test = [{stems}]
+settings = {{ protocol = "gen25" }}
+overrides = {{ "train.iters" = 2, "network.width" = 8, "network.depth" = 1 }}
+metric = "psnr"
+
+[[rows]]
+name = "none"
+method = "none"
+
+[[rows]]
+name = "bilinear"
+baseline = "bilinear"
+"""
+
+
+def test_a_column_with_many_inputs_lists_its_per_input_figures_one_input_per_line(tmp_path):
+    """Twenty silhouettes as twenty table columns do not read: past ``WIDE_INPUTS`` inputs the per-input
+    table turns, one line per input with a column per row, and its cells stay the recorded figures."""
+    from posenc.reproduce.report import WIDE_INPUTS
+
+    stems = [f"p{i}" for i in range(WIDE_INPUTS + 1)]
+    pics = tmp_path / "data" / "pics"
+    pics.mkdir(parents=True)
+    for i, stem in enumerate(stems):
+        Image.fromarray(smooth_test_image(16, seed=i)).save(pics / f"{stem}.png")
+    suite = tmp_path / "wide.toml"
+    suite.write_text(WIDE.format(stems=", ".join(f'"{s}"' for s in stems)))
+    out = run_suite(config(tmp_path, suite), progress=False)
+    psnr = {(r["row"], r["image"]): r["metrics"]["psnr"] for r in read_jsonl(out / "results.jsonl")}
+    report = (out / "report.md").read_text()
+    table = report.split("*psnr per input (mean ± std over seeds)*")[1].strip().split("\n\n")[0].splitlines()
+    assert table[0] == "| input | none | bilinear |"
+    assert [line.split(" | ")[0] for line in table[2:]] == [f"| {s}" for s in stems]
+    for line, stem in zip(table[2:], stems):
+        assert line == f"| {stem} | {psnr[('none', stem)]:.2f} | {psnr[('bilinear', stem)]:.2f} |"
+
+
 def test_report_html_renders_in_a_browser(tiny):
     tmp_path, suite = tiny
     out = run_suite(config(tmp_path, suite, limit=1, seeds=1), progress=False)

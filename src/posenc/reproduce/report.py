@@ -179,6 +179,9 @@ def column_section(suite: Suite, rc: ReproduceConfig, column: Column, index: dic
                 cells.append("-" if not vals else (f"{vals[0]:.{d}f}" if len(vals) == 1 else
                                                      f"{np.mean(vals):.{d}f} ± {np.std(vals, ddof=1):.{d}f}"))
             per.append([r.row.name] + cells)
+        if len(stems) > WIDE_INPUTS:  # many inputs (20 silhouettes): one line per input reads better
+            per = [[stem] + [line[1 + k] for line in per] for k, stem in enumerate(stems)]
+            header = ["input"] + [r.row.name for r in res]
         sec.tables.append(Table(header, per, caption=f"{column.metric} per input (mean ± std over seeds)"))
     # montages
     family = family_of(column.task)
@@ -450,6 +453,7 @@ document.body.dataset.tables=document.querySelectorAll('table').length;
 document.body.dataset.images=imgs.length;document.body.dataset.imagesLoaded=imgs.filter(i=>i.complete&&i.naturalWidth>0).length;});"""
 
 
+WIDE_INPUTS = 8  # a column with more test inputs lists its per-input figures one input per line
 PNG_INLINE_LIMIT = 150_000  # bytes; larger pictures (photo montages) go into report.html as JPEG
 JPEG_QUALITY = 90
 
