@@ -25,7 +25,7 @@ test: $(STAMP)
 	@# the report test renders report.html in headless Chromium (Debian's package); installed when missing
 	@command -v chromium >/dev/null 2>&1 || (apt-get install -y -q chromium >/dev/null 2>&1 \
 	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) \
-	  || echo "make test: could not install chromium; the report-rendering test will be skipped"
+	  || echo "make test: could not install chromium; the report-rendering test will fail"
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 bench-perf: $(STAMP)

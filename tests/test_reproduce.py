@@ -358,6 +358,38 @@ def test_a_fresh_clone_refits_only_the_pictured_fits_and_they_reproduce_their_ro
     assert "montage_a.png" in (out / "report.md").read_text() and "montage_b.png" not in (out / "report.md").read_text()
 
 
+def test_a_refit_computed_by_other_kernels_is_starred_with_its_own_figure_and_its_cause(tiny):
+    """A row recorded on a machine whose kernels round differently: its refitted picture scores otherwise.
+    The montage tile shows the refit's own figure, starred; the column names both figures and the cause
+    (the two arithmetic fingerprints); the tables keep the recorded row."""
+    from posenc.io import atomic_write_text
+    from posenc.runtime import arithmetic_fingerprint
+
+    tmp_path, suite = tiny
+    out = run_suite(config(tmp_path, suite, only=("none",), seeds=1), progress=False)
+    rows = read_jsonl(out / "results.jsonl")
+    here = json.loads((out / rows[0]["out"] / "metrics.json").read_text())
+    assert here["machine"]["arithmetic"] == arithmetic_fingerprint()
+    report = (out / "report.md").read_text()
+    assert "*" not in report.split("![")[1] and "Starred" not in report  # every tile is its own row
+    elsewhere = next(r for r in rows if r["image"] == "a" and r["row"] == "none")
+    recorded = elsewhere["metrics"]["psnr"] + 0.5
+    elsewhere["metrics"].update(psnr=recorded, machine=dict(elsewhere["metrics"]["machine"], arithmetic="0123456789ab"))
+    atomic_write_text(out / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    shutil.rmtree(out / "pictures" / "runs")  # a fresh clone: the pictures are refitted here
+    run_suite(config(tmp_path, suite, only=("none",), seeds=1), progress=False)
+    report = (out / "report.md").read_text()
+    shown = here["psnr"]
+    assert (f"Starred tiles of the a montage are refits whose psnr differs from the recorded row (the tables keep the "
+            f"recorded figures): none {shown:.2f} against {recorded:.2f} (computed by other kernels: arithmetic "
+            f"fingerprint 0123456789ab recorded, {arithmetic_fingerprint()} refitted).") in report
+    assert "(1 montage tile, starred and listed under its column)" in report
+    assert "(* a refit that scores differently from its recorded row)" in report
+    assert "Starred tiles of the b montage" not in report  # b's refit reproduced its row
+    assert f"| none | {recorded:.2f} |" in report  # the per-input table keeps the recorded figure
+    assert read_jsonl(out / "invocations.jsonl")[-1]["pictures"]["max_gap"] == pytest.approx(0.5)
+
+
 def test_reuse_takes_a_bench_folders_identical_fits(tiny, monkeypatch):
     """``posenc bench`` rows have no digest: --reuse derives it from their config, so a bench fit with the
     suite's complete config (same input and seed) is not run again, and the suite's own fits agree."""
@@ -497,6 +529,7 @@ def test_a_column_with_many_inputs_lists_its_per_input_figures_one_input_per_lin
 
 def test_report_html_renders_in_a_browser(tiny):
     tmp_path, suite = tiny
+    assert _chromium(), "no chromium on PATH: `make test` installs Debian's chromium package"
     out = run_suite(config(tmp_path, suite, limit=1, seeds=1), progress=False)
     dom = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
                           "--dump-dom", (out / "report.html").as_uri()], capture_output=True, text=True, timeout=120).stdout

@@ -64,3 +64,53 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+_fingerprints: dict[tuple[str, int], str] = {}
+
+
+def arithmetic_fingerprint(device: torch.device | str = "cpu") -> str:
+    """Twelve hex digits hashing what this process's kernels compute for fixed inputs: an MLP layer's
+    forward and backward (matrix products in both layouts), the vector maths encodings use (sin, cos,
+    exp, sigmoid, sqrt) and reductions, at the current thread count on ``device``.
+
+    PyTorch does not promise the same bits across CPUs, builds or thread counts, and a long fit (10,000
+    Chamfer steps of a silhouette) can turn a last-bit difference into a different curve. Two processes
+    with the same fingerprint ran the same arithmetic; a fit recorded with another one was computed by
+    different kernels, which is what explains a refit that does not reproduce its row."""
+    import hashlib
+
+    device = torch.device(device)
+    key = (str(device), torch.get_num_threads())
+    if key not in _fingerprints:
+        gen = torch.Generator().manual_seed(20_211_231)
+        x = (torch.rand(512, 64, generator=gen) * 2 - 1).to(device).requires_grad_()
+        w1 = (torch.randn(256, 64, generator=gen) / 8).to(device).requires_grad_()
+        w2 = (torch.randn(256, 256, generator=gen) / 16).to(device).requires_grad_()
+        h = torch.relu(torch.nn.functional.linear(x, w1))
+        z = torch.nn.functional.linear(h, w2)
+        out = torch.sin(30 * z) + torch.exp(-z.square()) * torch.cos(3 * z)
+        loss = (torch.sigmoid(out) * out).mean() + torch.sqrt(out.square().sum())
+        grads = torch.autograd.grad(loss, (x, w1, w2))
+        parts = [out, loss, *grads, torch.sqrt(grads[2].abs()) / (grads[1].norm() + 1e-8)]
+        data = b"".join(p.detach().float().cpu().contiguous().numpy().tobytes() for p in parts)
+        _fingerprints[key] = hashlib.sha1(data).hexdigest()[:12]
+    return _fingerprints[key]
+
+
+def machine_info(device: torch.device | str = "cpu") -> dict[str, str]:
+    """What computed a fit: the CPU's model name, torch's kernel dispatch level, torch's version and the
+    ``arithmetic_fingerprint`` (the one entry that decides whether two machines compute the same bits)."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    device = torch.device(device)
+    if device.type == "cuda":
+        cpu = torch.cuda.get_device_name(device)
+    return {"arithmetic": arithmetic_fingerprint(device), "processor": cpu,
+            "capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}

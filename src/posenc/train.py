@@ -24,7 +24,7 @@ from .errors import PosencError
 from .io import atomic_write_json, load_state, read_model, save
 from .methods import build_field
 from .networks import Field, param_groups
-from .runtime import resolve_device, seed_everything, set_threads, tune_allocator
+from .runtime import machine_info, resolve_device, seed_everything, set_threads, tune_allocator
 from .tasks import Task, make_task
 
 from .runs import CHECKPOINT_FILE, LOCK_FILE, MODEL_FILE, RESUMABLE_CHANGES, RunLock, config_differences, prepare_folder, remove_temporaries, state
@@ -502,6 +502,7 @@ class Trainer:
                 "seed": self.cfg.train.seed,
                 "threads": torch.get_num_threads(),
                 "device": str(self.device),
+                "machine": machine_info(self.device),  # a refit elsewhere matches only where this does
                 "interrupted": interrupted,
                 "loss_history": [(it, loss) for it, loss, _ in self.history],
                 "eval_history": [[it, figures] for it, figures in self.eval_history],

@@ -38,11 +38,24 @@ class Table:
 
 
 @dataclass
+class Tile:
+    """A montage tile whose picture (a refit: run folders are not committed) scores differently from
+    the row it stands for: the tile shows its own figure, the tables keep the recorded one."""
+
+    row: str
+    input: str
+    recorded: float
+    shown: float
+    cause: str
+
+
+@dataclass
 class Section:
     title: str
     paragraphs: list[str] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     pictures: list[tuple[str, str]] = field(default_factory=list)  # (path relative to out, caption)
+    tiles: list[Tile] = field(default_factory=list)  # montage tiles that differ from their rows
 
 
 @dataclass
@@ -53,6 +66,7 @@ class RowResult:
     cell: Cell | None
     planned: int
     folders: dict[str, str]  # input -> run folder (first seed) for pictures
+    pictured: dict[str, dict[str, Any]] = field(default_factory=dict)  # input -> that fit's recorded metrics
 
 
 def command_line(rc: ReproduceConfig) -> str:
@@ -90,6 +104,7 @@ def column_results(suite: Suite, rc: ReproduceConfig, column: Column, index: dic
         jobs = [j for j in jobs if j["column"] == column.name]
         values: dict[tuple[str, int], float] = {}
         folders: dict[str, str] = {}
+        pictured: dict[str, dict[str, Any]] = {}
         tile = family_of(column.task).tile
         for j in jobs:
             r = index.get(j["digest"])
@@ -101,12 +116,14 @@ def column_results(suite: Suite, rc: ReproduceConfig, column: Column, index: dic
             if j["image"] not in folders or j["seed"] == 0:
                 found = pictured_folder(out, r, tile)
                 folders[j["image"]] = r["out"] if found is None else os.path.relpath(found, out)
+                pictured[j["image"]] = r["metrics"]
         by_input: dict[str, list[float]] = {}
         for (inp, _), v in values.items():
             by_input.setdefault(inp, []).append(v)
         method = jobs[0]["method"] if jobs else None
         planned = len(jobs) if jobs else 0
-        results.append(RowResult(row=row, method=method, values=values, cell=cell(by_input), planned=planned, folders=folders))
+        results.append(RowResult(row=row, method=method, values=values, cell=cell(by_input), planned=planned,
+                                 folders=folders, pictured=pictured))
     return results
 
 
@@ -190,10 +207,19 @@ def column_section(suite: Suite, rc: ReproduceConfig, column: Column, index: dic
         if (column.data, stem) in drawn:  # the same fits pictured under an earlier column
             sec.paragraphs.append(f"Pictures of {stem}: see {drawn[(column.data, stem)]}.")
             continue
-        path = _montage(out, column, stem, res, family.tile, family.target)
+        differing: list[Tile] = []
+        path = _montage(out, column, stem, res, family.tile, family.target, differing)
         if path:
             drawn[(column.data, stem)] = f"the {column.name} section"
-            sec.pictures.append((path, f"{stem}: {'target, then ' if family.target else ''}every row (seed 0) with its {column.metric}"))
+            sec.pictures.append((path, f"{stem}: {'target, then ' if family.target else ''}every row (seed 0) with its {column.metric}"
+                                 + (" (* a refit that scores differently from its recorded row)" if differing else "")))
+            sec.tiles += differing
+        if differing:
+            sec.paragraphs.append(
+                f"Starred tiles of the {stem} montage are refits whose {column.metric} differs from the recorded row "
+                "(the tables keep the recorded figures): "
+                + "; ".join(f"{t.row} {_fmt(t.shown, column.digits)} against {_fmt(t.recorded, column.digits)} ({t.cause})"
+                            for t in differing) + ".")
     for base, sweep_rows in suite.sweeps().items():
         path = _sweep_plot(out, column, base, [r for r in res if r.row in sweep_rows])
         if path:
@@ -233,7 +259,11 @@ def _search_means(suite: Suite, rc: ReproduceConfig, row: Row, column: Column, i
     return [(v, (sum(x) / len(x)) if x else None) for v, x in by.items()]
 
 
-def _montage(out: Path, column: Column, stem: str, res: list[RowResult], tile: str, target: str | None) -> str | None:
+def _montage(out: Path, column: Column, stem: str, res: list[RowResult], tile: str, target: str | None,
+             differing: list[Tile]) -> str | None:
+    """Every row's seed-0 picture of ``stem`` in one strip, each labelled with the figure of the fit it
+    shows; a tile whose fit scores differently from its recorded row (a refit computed by other
+    kernels) is starred and added to ``differing``."""
     from PIL import Image
 
     from ..viz import labelled_strip
@@ -247,13 +277,35 @@ def _montage(out: Path, column: Column, stem: str, res: list[RowResult], tile: s
             tiles.append(np.asarray(Image.open(out / folder / target).convert("RGB")))
             labels.append("target")
         value = r.values.get((stem, 0), r.values.get((stem, -1)))
+        shown, star = value, ""
+        drawn = _folder_metrics(out / folder)
+        if value is not None and isinstance(drawn.get(column.metric), (int, float)) and float(drawn[column.metric]) != value:
+            shown, star = float(drawn[column.metric]), "*"
+            differing.append(Tile(r.row.name, stem, value, shown, refit_cause(r.pictured.get(stem, {}), drawn)))
         tiles.append(np.asarray(Image.open(out / folder / tile).convert("RGB")))
-        labels.append(f"{r.row.name} {_fmt(value, column.digits)}")
+        labels.append(f"{r.row.name} {_fmt(shown, column.digits)}{star}")
     if len(tiles) < 2:
         return None
     rel = f"{column.name}/montage_{stem}.png"
     save_image(out / rel, labelled_strip(tiles, labels, tile=160))
     return rel
+
+
+def _folder_metrics(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def refit_cause(recorded: dict[str, Any], refit: dict[str, Any]) -> str:
+    """Why a refit may not reproduce its row, from the arithmetic fingerprints both fits recorded."""
+    a = recorded.get("machine", {}).get("arithmetic")
+    b = refit.get("machine", {}).get("arithmetic")
+    if a and b:
+        return (f"computed by other kernels: arithmetic fingerprint {a} recorded, {b} refitted" if a != b else
+                f"the same arithmetic fingerprint ({a}): not explained by the machine")
+    return "the " + ("recorded fit" if not a else "refit") + " carries no arithmetic fingerprint"
 
 
 def _sweep_plot(out: Path, column: Column, base: str, res: list[RowResult]) -> str | None:
@@ -382,8 +434,11 @@ def pictures_sentence(pictures: dict[str, Any]) -> str:
     if not pictures.get("fits"):
         return ""
     gap = pictures["max_gap"]
+    differ = pictures.get("tiles_differing")
     agree = ("each reproduced its recorded metric exactly" if gap == 0 else
-             f"their metrics differ from the recorded ones by at most {gap:.2g}; the tables keep the recorded figures")
+             f"their metrics differ from the recorded ones by at most {gap:.2g}"
+             + (f" ({differ} montage tile{'s' if differ != 1 else ''}, starred and listed under {'their columns' if differ != 1 else 'its column'})"
+                if differ else "") + "; the tables keep the recorded figures")
     return (f" {pictures['fits']} pictured seed-0 fits were refitted to redraw montage pictures whose run folders were "
             f"not kept (run folders are not committed), in {pictures['wall_hours']:.2f} h of wall time outside the figures "
             f"above; of the {pictures['compared']} compared, {agree}.")
@@ -392,6 +447,9 @@ def pictures_sentence(pictures: dict[str, Any]) -> str:
 def build_sections(out: Path, suite: Suite, rc: ReproduceConfig) -> tuple[list[str], list[Section], dict[str, Any]]:
     index = results_index(out)
     cost = suite_cost(suite, rc, index, out)
+    drawn: dict[tuple[str, str], str] = {}
+    sections = [column_section(suite, rc, c, index, out, drawn) for c in suite.columns]
+    cost["pictures"]["tiles_differing"] = sum(len(s.tiles) for s in sections)
     head = [
         f"Made by: `{command_line(rc)}`",
         f"Source: {suite.source}." if suite.source else "",
@@ -401,8 +459,7 @@ def build_sections(out: Path, suite: Suite, rc: ReproduceConfig) -> tuple[list[s
         f"machine: {platform.machine()}, {rc.executor} executor, {rc.workers} worker(s) x {rc.threads} thread(s).",
         cost_paragraph(cost),
     ]
-    drawn: dict[tuple[str, str], str] = {}
-    return [h for h in head if h], [column_section(suite, rc, c, index, out, drawn) for c in suite.columns], cost
+    return [h for h in head if h], sections, cost
 
 
 def write_reports(out: Path, suite: Suite, rc: ReproduceConfig) -> None:
