@@ -390,6 +390,22 @@ def test_a_refit_computed_by_other_kernels_is_starred_with_its_own_figure_and_it
     assert read_jsonl(out / "invocations.jsonl")[-1]["pictures"]["max_gap"] == pytest.approx(0.5)
 
 
+def test_a_refits_cause_names_reuse_and_compares_fingerprints():
+    from posenc.reproduce.report import _apart, refit_cause
+
+    assert _apart(0.6397, 0.6404, 3) == ("0.6397", "0.6404") and _apart(0.45, 0.534, 3) == ("0.450", "0.534")
+
+    mine = {"machine": {"arithmetic": "aaaaaaaaaaaa"}}
+    assert refit_cause({"metrics": mine}, mine) == "the same arithmetic fingerprint (aaaaaaaaaaaa): not explained by the machine"
+    assert refit_cause({"metrics": {"machine": {"arithmetic": "bbbbbbbbbbbb"}}}, mine) == \
+        "computed by other kernels: arithmetic fingerprint bbbbbbbbbbbb recorded, aaaaaaaaaaaa refitted"
+    assert refit_cause({"metrics": {}}, mine) == "the recorded fit carries no arithmetic fingerprint"
+    assert refit_cause({"metrics": mine}, {}) == "the refit carries no arithmetic fingerprint"
+    assert refit_cause({"metrics": mine, "reused_from": "bench/runs/a/sape"}, mine) == (
+        "reused from bench/runs/a/sape, made by the code of that run; the same arithmetic fingerprint (aaaaaaaaaaaa): "
+        "not explained by the machine")
+
+
 def test_reuse_takes_a_bench_folders_identical_fits(tiny, monkeypatch):
     """``posenc bench`` rows have no digest: --reuse derives it from their config, so a bench fit with the
     suite's complete config (same input and seed) is not run again, and the suite's own fits agree."""

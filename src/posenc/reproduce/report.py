@@ -66,7 +66,7 @@ class RowResult:
     cell: Cell | None
     planned: int
     folders: dict[str, str]  # input -> run folder (first seed) for pictures
-    pictured: dict[str, dict[str, Any]] = field(default_factory=dict)  # input -> that fit's recorded metrics
+    pictured: dict[str, dict[str, Any]] = field(default_factory=dict)  # input -> that fit's recorded row
 
 
 def command_line(rc: ReproduceConfig) -> str:
@@ -116,7 +116,7 @@ def column_results(suite: Suite, rc: ReproduceConfig, column: Column, index: dic
             if j["image"] not in folders or j["seed"] == 0:
                 found = pictured_folder(out, r, tile)
                 folders[j["image"]] = r["out"] if found is None else os.path.relpath(found, out)
-                pictured[j["image"]] = r["metrics"]
+                pictured[j["image"]] = r
         by_input: dict[str, list[float]] = {}
         for (inp, _), v in values.items():
             by_input.setdefault(inp, []).append(v)
@@ -129,6 +129,14 @@ def column_results(suite: Suite, rc: ReproduceConfig, column: Column, index: dic
 
 def _fmt(v: float | None, digits: int) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
+
+
+def _apart(a: float, b: float, digits: int) -> tuple[str, str]:
+    """``a`` and ``b`` with the column's digits, or as many more as it takes to tell them apart."""
+    for d in range(digits, digits + 6):
+        if _fmt(a, d) != _fmt(b, d):
+            break
+    return _fmt(a, d), _fmt(b, d)
 
 
 def column_section(suite: Suite, rc: ReproduceConfig, column: Column, index: dict[str, dict[str, Any]], out: Path,
@@ -218,7 +226,7 @@ def column_section(suite: Suite, rc: ReproduceConfig, column: Column, index: dic
             sec.paragraphs.append(
                 f"Starred tiles of the {stem} montage are refits whose {column.metric} differs from the recorded row "
                 "(the tables keep the recorded figures): "
-                + "; ".join(f"{t.row} {_fmt(t.shown, column.digits)} against {_fmt(t.recorded, column.digits)} ({t.cause})"
+                + "; ".join(f"{t.row} {' against '.join(_apart(t.shown, t.recorded, column.digits))} ({t.cause})"
                             for t in differing) + ".")
     for base, sweep_rows in suite.sweeps().items():
         path = _sweep_plot(out, column, base, [r for r in res if r.row in sweep_rows])
@@ -299,13 +307,16 @@ def _folder_metrics(folder: Path) -> dict[str, Any]:
 
 
 def refit_cause(recorded: dict[str, Any], refit: dict[str, Any]) -> str:
-    """Why a refit may not reproduce its row, from the arithmetic fingerprints both fits recorded."""
-    a = recorded.get("machine", {}).get("arithmetic")
+    """Why a refit may not reproduce its recorded row (a results.jsonl row; ``refit``: the refit's
+    metrics): a row taken from another folder was made by that run's code, and the arithmetic
+    fingerprints of the two fits say whether the same kernels computed them."""
+    a = recorded.get("metrics", {}).get("machine", {}).get("arithmetic")
     b = refit.get("machine", {}).get("arithmetic")
+    reused = f"reused from {recorded['reused_from']}, made by the code of that run; " if "reused_from" in recorded else ""
     if a and b:
-        return (f"computed by other kernels: arithmetic fingerprint {a} recorded, {b} refitted" if a != b else
-                f"the same arithmetic fingerprint ({a}): not explained by the machine")
-    return "the " + ("recorded fit" if not a else "refit") + " carries no arithmetic fingerprint"
+        return reused + (f"computed by other kernels: arithmetic fingerprint {a} recorded, {b} refitted" if a != b else
+                         f"the same arithmetic fingerprint ({a}): not explained by the machine")
+    return reused + "the " + ("recorded fit" if not a else "refit") + " carries no arithmetic fingerprint"
 
 
 def _sweep_plot(out: Path, column: Column, base: str, res: list[RowResult]) -> str | None:
