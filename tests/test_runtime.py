@@ -30,6 +30,15 @@ def test_the_fingerprint_is_the_same_in_every_process_with_the_same_kernels():
     assert _in_a_new_process() == here
 
 
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
+def test_the_fingerprint_is_the_same_when_the_caller_has_switched_autograd_off(mode, monkeypatch):
+    """A user's loop may evaluate (and call ``Trainer.finish``) under no_grad or inference_mode."""
+    here = arithmetic_fingerprint()
+    monkeypatch.setattr(runtime, "_fingerprints", {})
+    with mode():
+        assert arithmetic_fingerprint() == here
+
+
 @pytest.mark.parametrize("kernel", ["exp", "sin", "cos", "sigmoid", "sqrt"])
 def test_a_kernel_that_rounds_differently_changes_the_fingerprint(kernel, monkeypatch):
     """What other kernels do to a fit (a last-bit difference) must show in the fingerprint."""

@@ -78,11 +78,18 @@ def arithmetic_fingerprint(device: torch.device | str = "cpu") -> str:
     Chamfer steps of a silhouette) can turn a last-bit difference into a different curve. Two processes
     with the same fingerprint ran the same arithmetic; a fit recorded with another one was computed by
     different kernels, which is what explains a refit that does not reproduce its row."""
-    import hashlib
-
     device = torch.device(device)
     key = (str(device), torch.get_num_threads())
     if key not in _fingerprints:
+        _fingerprints[key] = _fingerprint(device)
+    return _fingerprints[key]
+
+
+def _fingerprint(device: torch.device) -> str:
+    import hashlib
+
+    # the backward pass needs autograd even when the caller evaluates under no_grad / inference_mode
+    with torch.inference_mode(False), torch.enable_grad():
         gen = torch.Generator().manual_seed(20_211_231)
         x = (torch.rand(512, 64, generator=gen) * 2 - 1).to(device).requires_grad_()
         w1 = (torch.randn(256, 64, generator=gen) / 8).to(device).requires_grad_()
@@ -94,8 +101,7 @@ def arithmetic_fingerprint(device: torch.device | str = "cpu") -> str:
         grads = torch.autograd.grad(loss, (x, w1, w2))
         parts = [out, loss, *grads, torch.sqrt(grads[2].abs()) / (grads[1].norm() + 1e-8)]
         data = b"".join(p.detach().float().cpu().contiguous().numpy().tobytes() for p in parts)
-        _fingerprints[key] = hashlib.sha1(data).hexdigest()[:12]
-    return _fingerprints[key]
+    return hashlib.sha1(data).hexdigest()[:12]
 
 
 def machine_info(device: torch.device | str = "cpu") -> dict[str, str]:

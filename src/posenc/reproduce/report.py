@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write_text, read_jsonl, save_image
+from ..runs import METRICS_FILE
 from .runner import (ReproduceConfig, applies, idle_matmul_peak, pick, pictured_folder, results_index,
                      test_jobs, validation_jobs, wanted_rows)
 from .stats import Cell, cell, fmt_cell, fmt_paired, paired
@@ -301,7 +302,7 @@ def _montage(out: Path, column: Column, stem: str, res: list[RowResult], tile: s
 
 def _folder_metrics(folder: Path) -> dict[str, Any]:
     try:
-        return json.loads((folder / "metrics.json").read_text())
+        return json.loads((folder / METRICS_FILE).read_text())
     except (OSError, ValueError):
         return {}
 
