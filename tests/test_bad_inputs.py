@@ -253,3 +253,21 @@ def test_python_api_raises_posenc_error(case):
 
 def test_the_suite_is_large_enough():
     assert len(CASES) + len(API_CASES) >= 80
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["render", "RUN", "--out", "x.png", "--threads", "-3"], "argument --threads: must be from 0 to 1,024, got -3"),
+    (["bench", "perf", "--threads", "-1"], "argument --threads: must be from 0"),
+    (["bench", "perf", "--points", "0"], "argument --points: must be from 1"),
+    (["bench", "perf", "--steps", "x"], "argument --steps: 'x' is not an integer"),
+    (["reproduce", "tancik-images", "--workers", "0"], "argument --workers: must be from 1"),
+    (["fit", "image", "--seed", "-1"], "seed must be from 0"),
+    (["fit", "image", "--seed", str(2**70)], "seed must be from 0"),
+])
+def test_integer_arguments_share_one_rule(argv, needle, capsys, tmp_path):
+    from posenc.cli import main
+
+    argv = [a.replace("RUN", str(tmp_path)) for a in argv]
+    assert main([*argv, *(["--out", str(tmp_path / "o"), "--quiet"] if argv[0] == "fit" else [])]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err

@@ -269,6 +269,23 @@ def test_a_driver_killed_outright_leaves_no_worker_running_queued_jobs(tmp_path)
     assert len(list(tmp_path.glob("started*"))) == 2  # no queued job was started after the driver died
 
 
+def test_a_worker_that_starts_after_its_driver_died_exits_before_any_job():
+    """The race behind a flaky orphan test: a worker spawned late on a loaded machine, its driver already
+    dead, took its new parent for the driver and ran a queued job. The driver's pid is now passed in,
+    so such a worker exits in its initialiser (here: a 'driver' pid that is not the parent)."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys\nfrom posenc.bench.common import _die_with_parent\n"
+            "_die_with_parent(os.getppid() + 1_000_000)\nprint('took a job')\n")
+    late = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert late.returncode == 1 and "took a job" not in late.stdout
+    code_ok = ("import os\nfrom posenc.bench.common import _die_with_parent\n"
+               "_die_with_parent(os.getppid())\nprint('took a job')\n")
+    alive = subprocess.run([sys.executable, "-c", code_ok], capture_output=True, text=True, timeout=120)
+    assert alive.returncode == 0 and "took a job" in alive.stdout
+
+
 def test_bench_perf_trains_through_the_public_step_and_compares_passes(tmp_path):
     from posenc.bench.perf import PerfConfig, run_perf
 

@@ -267,3 +267,71 @@ def test_global_early_stop_needs_the_loss_strictly_below_epsilon():
     assert not bool(pol.stopped) and float(pol.level) == pytest.approx(1 / 10)
     pol.update(torch.tensor([0.2, 0.2]))
     assert bool(pol.stopped)
+
+
+# -- formulas pinned to their papers at several values (mutants that survived a single value) -------------
+@pytest.mark.parametrize("in_dim,width,omega", [(2, 256, 30.0), (3, 128, 30.0), (1, 64, 10.0)])
+def test_siren_initialisation_bounds_are_the_papers(in_dim, width, omega):
+    """Sitzmann et al. 2020, Sec. 3.2: first layer U(-1/n, 1/n), later layers and the head
+    U(-sqrt(6/n)/omega_0, sqrt(6/n)/omega_0), n the layer's fan-in."""
+    from posenc.networks import Siren
+
+    torch.manual_seed(0)
+    net = Siren(in_dim, 3, width=width, depth=2, omega_0=omega)
+    first, hidden = net.layers[0].linear.weight, net.layers[1].linear.weight
+    for w, bound in ((first, 1.0 / in_dim), (hidden, (6.0 / width) ** 0.5 / omega), (net.head.weight, (6.0 / width) ** 0.5 / omega)):
+        assert float(w.abs().max()) <= bound
+        assert float(w.abs().max()) >= 0.9 * bound  # the bound itself, not a smaller one
+        assert abs(float(w.std()) - bound / 3**0.5) < 0.15 * bound  # uniform: std = bound / sqrt(3)
+
+
+@pytest.mark.parametrize("slope,weight", [(0.5, 1.0), (3.0, 0.1), (1.0, 2.0), (2.0, 0.5)])
+def test_eikonal_term_is_the_squared_slope_error(slope, weight):
+    """IGR / SIREN: w (|grad_p f| - 1)^2 with p = 2x - 1 the mesh units; f = slope * p_0 has
+    |grad_p f| = slope. (At slope 2 the unsquared form agrees: the other values tell them apart.)"""
+    from types import SimpleNamespace
+
+    from posenc.tasks.shapes import ShapeTask
+
+    task = SimpleNamespace(kind="sdf", needs_input_grad=True, cfg=SimpleNamespace(eikonal=weight))
+    task.loss_per_sample = lambda pred, target: ShapeTask.loss_per_sample(task, pred, target)
+    x = torch.rand(10, 3, dtype=torch.float64, requires_grad=True)
+    pred = slope * (2 * x[:, :1] - 1)
+    target = pred.detach()  # data term 0
+    _, per_point = ShapeTask.loss(task, pred, target, x)
+    torch.testing.assert_close(per_point, torch.full((10,), weight * (slope - 1.0) ** 2, dtype=torch.float64))
+
+
+def _two_triangles():
+    """A unit right triangle (area 1/2) mapped by the identity, and a right triangle of legs 2 (area 2)
+    stretched by 2 along x: per-triangle |J|_F^2 = 2 and 5, det J = 1 and 2."""
+    from posenc.tasks.mesh_transfer import source_frames
+
+    verts = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 0, 0], [3, 0, 0], [1, 2, 0]], dtype=np.float64)
+    faces = np.array([[0, 1, 2], [3, 4, 5]])
+    moved = verts.copy()
+    moved[3:, 0] = 1 + 2 * (verts[3:, 0] - 1)
+    s_inv, area = source_frames(verts, faces)
+    return verts, faces, moved, s_inv, area
+
+
+def test_dirichlet_energy_weights_triangles_by_source_area():
+    """sum_f A_f |J_f|^2 / 2 over sum_f A_f det J_f: (0.5 * 2 * 0.5 + 0.5 * 5 * 2) / (0.5 + 2 * 2) = 11/9
+    (with unit weights it would be 3.5 / 3); a similarity scores exactly 1."""
+    from posenc.tasks.mesh_transfer import dirichlet_energy
+
+    verts, faces, moved, s_inv, area = _two_triangles()
+    torch.testing.assert_close(area, torch.tensor([0.5, 2.0], dtype=area.dtype))
+    assert dirichlet_energy(moved, faces, s_inv, area) == pytest.approx(11 / 9, rel=1e-12)
+    c, s = np.cos(0.7), np.sin(0.7)
+    similar = 1.7 * verts @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]).T + 0.3
+    assert dirichlet_energy(similar, faces, s_inv, area) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_conformal_energy_weights_triangles_by_source_area():
+    """sum_f A_f (|J_f|^2 / 2 - det J_f) / sum_f A_f: (0.5 * 0 + 2 * 0.5) / 2.5 = 0.4 (unit weights: 0.25)."""
+    from posenc.tasks.mesh_transfer import conformal_energy
+
+    _, faces, moved, s_inv, area = _two_triangles()
+    got = conformal_energy(torch.from_numpy(moved), torch.from_numpy(faces), s_inv, area)
+    assert float(got) == pytest.approx(0.4, rel=1e-9)

@@ -286,6 +286,12 @@ def test_run_folders_are_not_overwritten_and_resume_says_what_differs(image_path
         assert "being written by another posenc process" in capsys.readouterr().err
     assert main([*base, "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+    # a run stopped before its first checkpoint left only its config: --resume starts it from step 0
+    early = [*base[:-1], str(tmp_path / "early")]
+    (tmp_path / "early").mkdir()
+    (tmp_path / "r" / "config.json").rename(tmp_path / "early" / "config.json")
+    assert main([*early, "--resume"]) == 0
+    assert (tmp_path / "early" / "metrics.json").exists()
     (tmp_path / "file").write_text("x")
     assert main([*base[:-1], str(tmp_path / "file" / "sub")]) == 2
     assert "is a file" in capsys.readouterr().err
@@ -358,3 +364,43 @@ def test_a_noisy_but_healthy_loss_is_not_called_diverged(image_path, tmp_path, m
 
     monkeypatch.setattr(trainer.task, "loss_per_sample", spiky)
     assert trainer.run()["iters"] == 40
+
+
+# -- windowed fits: the centre of the image, in place (the CPU scale of the scale pilot) ---------------
+def test_a_window_is_the_centre_of_the_image_at_its_own_coordinates(image_path):
+    from posenc.tasks.image import ImageTask, gen25_mask, pixel_coordinates
+
+    whole = ImageTask(ImageConfig(path=str(image_path), res=64, crop="square", protocol="gen25"))
+    win = ImageTask(ImageConfig(path=str(image_path), res=64, crop="square", protocol="gen25", window=20))
+    top = left = 22  # (64 - 20) // 4 * 2: even, so the window's [::2, ::2] is the whole image's
+    np.testing.assert_array_equal(win.image, whole.image[top : top + 20, left : left + 20])
+    full = pixel_coordinates(64, 64).reshape(64, 64, 2)
+    torch.testing.assert_close(win.coords.reshape(20, 20, 2), full[top : top + 20, left : left + 20])
+    np.testing.assert_array_equal(win.train_mask, gen25_mask(64)[top : top + 20, left : left + 20])
+    assert win.region == pytest.approx((22 / 64, 42 / 64, 22 / 64, 42 / 64))
+    odd = ImageTask(ImageConfig(path=str(image_path), res=64, crop="square", protocol="gen25", window=21))
+    assert odd.region[0] * 64 == 20  # (64 - 21) // 4 * 2: rounded down to an even row
+
+
+@pytest.mark.parametrize("window", [1, 65, True])
+def test_a_window_outside_the_image_is_one_line(image_path, window):
+    from posenc.errors import PosencError
+    from posenc.tasks.image import ImageTask
+
+    with pytest.raises(PosencError, match="window must be a side of 2 to 64 pixels"):
+        ImageTask(ImageConfig(path=str(image_path), res=64, crop="square", window=window))
+
+
+def test_a_windowed_fit_renders_its_window(image_path, tmp_path):
+    """The model records its region: `posenc render` draws the window, not the unit square."""
+    from posenc.cli import main
+
+    run = tmp_path / "w"
+    assert main(["fit", "image", str(image_path), "--res", "64", "--crop", "square", "--window", "16", "--iters", "30",
+                 "--width", "32", "--depth", "1", "--features", "16", "--threads", "1", "--quiet", "--out", str(run)]) == 0
+    recon = np.asarray(Image.open(run / "reconstruction.png"))
+    assert main(["render", str(run), "--out", str(tmp_path / "r.png"), "--threads", "1"]) == 0
+    again = np.asarray(Image.open(tmp_path / "r.png"))
+    assert again.shape == recon.shape == (16, 16, 3)
+    assert np.abs(again.astype(int) - recon.astype(int)).max() <= 1
+    assert json.loads((run / "metrics.json").read_text())["psnr"] > 10

@@ -64,7 +64,7 @@ def test_config_rebuilds_an_identical_encoding(name):
             cfg = {"type": name, "max_res": 16}
         enc = build_encoding(cfg, d)
         again = build_encoding(enc.config, d)
-        assert again.config == enc.config and set(enc.config) == {"type", *encoding_class(name).settings()}
+        assert again.config == enc.config and set(enc.config) == {"type", "in_dim", *encoding_class(name).settings()}
         assert all(v is not None for v in enc.config.values()), "no placeholder left in .config"
         for (k, a), (_, b) in zip(enc.state_dict().items(), again.state_dict().items()):
             assert torch.equal(a, b), k

@@ -206,3 +206,38 @@ def test_cli_fit_with_files_and_landmarks(meshes, capsys):
     assert main(argv) == 0
     m = json.loads((meshes / "run" / "metrics.json").read_text())
     assert m["vertex_error"] is not None and {"chamfer_l1", "hausdorff", "dirichlet", "folded", "degenerate"} <= set(m)
+
+
+def test_a_source_split_by_seams_is_welded_by_position(meshes, tmp_path):
+    """spot.obj's UV seams duplicate vertices (13 pieces as stored): welded by position it is one surface,
+    and landmark indices given for the file's vertices follow their welded vertex."""
+    from posenc.config import TASK_CONFIGS
+    from posenc.io import load_mesh
+    from posenc.tasks import make_task
+    from posenc.tasks.mesh_transfer import pieces, weld
+
+    v, f = sphere(2)
+    half = len(f) // 2
+    used = np.unique(f[half:])
+    copy = {int(i): len(v) + k for k, i in enumerate(used)}  # the second half of the faces gets its own vertices
+    v2 = np.concatenate([v, v[used]])
+    f2 = np.concatenate([f[:half], np.vectorize(copy.get)(f[half:])])
+    trimesh.Trimesh(v2, f2, process=False).export(tmp_path / "seamed.obj")
+    file_v, file_f = load_mesh(tmp_path / "seamed.obj")
+    assert pieces(file_v, file_f) == 2
+    w_v, w_f, to_welded = weld(file_v, file_f)
+    assert len(w_v) == len(v) and pieces(w_v, w_f) == 1
+    np.testing.assert_array_equal(w_v[to_welded], file_v)  # every file vertex sits on its welded vertex
+    landmarks = [0, 5, 9, 14, 20, len(file_v) - 1]
+    (tmp_path / "lm.csv").write_text("".join(f"{i},{k}\n" for k, i in enumerate(landmarks)))
+    cfg = TASK_CONFIGS["mesh-transfer"](path=str(tmp_path / "seamed.obj"), target=str(meshes / "tgt.obj"),
+                                        landmarks=str(tmp_path / "lm.csv"))
+    task = make_task("mesh-transfer", cfg)
+    assert task.info()["welded_from_vertices"] == len(file_v) and task.info()["vertices"] == len(v)
+    np.testing.assert_array_equal(task.pairs[:, 0], to_welded[landmarks])
+
+
+def test_truly_separate_pieces_are_still_refused(meshes, capsys):
+    argv = ["fit", "mesh-transfer", str(meshes / "two.obj"), str(meshes / "tgt.obj"), "--iters", "2", "--quiet",
+            "--out", str(meshes / "o")]
+    assert main(argv) == 2 and "separate pieces" in capsys.readouterr().err

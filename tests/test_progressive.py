@@ -79,7 +79,7 @@ def centres(res, d):
 
 def test_spatial_low_loss_cells_freeze_high_loss_cells_continue():
     enc = gaussian(features=16)
-    pol = SpatialProgression(enc, 320, epsilon=1e-3, mask_grid=8, smooth=1)
+    pol = SpatialProgression(enc, 320, epsilon=1e-3, mask_grid=8, smooth=1, mask_blur=1)
     x = centres(8, 2)
     loss = torch.where(x[:, 1] < 0.5, torch.full((64,), 1e-5), torch.full((64,), 0.1))  # left half fits
     for t in range(320):
@@ -107,7 +107,7 @@ def test_spatial_matches_global_when_everything_is_hard():
 def test_eq7_splatting_equals_brute_force(d):
     res = 5
     enc = gaussian(d=d, features=4)
-    pol = SpatialProgression(enc, 100, mask_grid=res)
+    pol = SpatialProgression(enc, 100, mask_grid=res, mask_blur=1)  # eq. 6: the unblurred interpolation
     g = torch.Generator().manual_seed(d)
     x = torch.rand(40, d, generator=g)
     loss = torch.rand(40, generator=g)
@@ -147,7 +147,7 @@ def test_multilinear_weights(d):
 def test_interpolated_mask_equals_cells_at_centres_and_is_continuous(d):
     res = 4
     enc = gaussian(d=d, features=6)
-    pol = SpatialProgression(enc, 100, mask_grid=res)
+    pol = SpatialProgression(enc, 100, mask_grid=res, mask_blur=1)  # eq. 6: the unblurred interpolation
     g = torch.Generator().manual_seed(1)
     pol.level.copy_(torch.rand(res**d, generator=g) * 6)
     c = centres(res, d)
@@ -282,7 +282,7 @@ def test_max_frequency_is_the_highest_open_band(level, open_bands):
 
 
 def test_max_frequency_maps_each_cell_of_the_spatial_mask():
-    pol = SpatialProgression(gaussian(features=8), 160, mask_grid=4)
+    pol = SpatialProgression(gaussian(features=8), 160, mask_grid=4, mask_blur=1)
     with torch.no_grad():
         pol.level.copy_(torch.arange(16, dtype=torch.float32) % 9)  # levels 0-8 over the 4 x 4 cells
     got = pol.max_frequency(centres(4, 2))  # cell centres: each point sees only its own cell's level

@@ -566,3 +566,32 @@ def test_a_driver_killed_outright_counts_its_wall_time_to_its_last_fit():
             {"finished_at": 1020.0, "metrics": {"seconds": 20.0, "threads": 1}}]  # the next invocation's
     assert _killed_invocation_seconds(records, rows) == [(80.0, 2)]
     assert _killed_invocation_seconds(records[1:], rows) == []
+
+
+def test_every_committed_fit_keeps_its_digest():
+    """A config setting added later (ImageConfig.window) must not orphan committed rows: each committed
+    fit's recorded digest is what today's code computes from its config, or --reuse and the picture
+    refits of a fresh clone would not find it."""
+    import glob
+
+    from posenc.reproduce.runner import digest
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    checked = 0
+    for path in sorted(glob.glob(str(root / "**" / "results.jsonl"), recursive=True)):
+        for line in Path(path).read_text().splitlines():
+            row = json.loads(line)
+            if row.get("kind") == "fit" and "digest" in row:
+                assert digest(row) == row["digest"], (path, row.get("row"), row.get("image"))
+                checked += 1
+    assert checked > 1000
+
+
+def test_a_suite_may_name_its_own_scales_and_others_are_refused(capsys):
+    from posenc.cli import main
+
+    assert main(["reproduce", "scale-pilot", "--scale", "nope", "--out", "/tmp/never"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown scale 'nope' for suite scale-pilot; valid: cpu, paper, window128, resized256-500" in err
+    assert main(["reproduce", "--list", "--scale", "window128"]) == 0
+    assert "scale-pilot" in capsys.readouterr().out

@@ -159,3 +159,33 @@ def test_task_settings_at_their_bounds():
     for bad in ({"calib_iters": -1}, {"calib_lr": 0.0}, {"calib_lr": -1e-3}, {"calib_lr": float("nan")}, {"calib_lr": 1.5}):
         with pytest.raises(PosencError, match=f"{next(iter(bad))} must be"):
             SilhouetteTask(SilhouetteConfig(**bad))
+
+
+def test_a_decompression_bomb_silhouette_is_one_line(tmp_path):
+    """The silhouette loader shares the image loader's checks (it once read any file whole): a picture
+    above the pixel limit (lowered to 0 here, so a 1-pixel file is over it), a missing and an empty file
+    are one-line errors."""
+    import numpy as np
+    from PIL import Image
+
+    from posenc.errors import PosencError
+    from posenc.io import MAX_IMAGE_PIXELS
+    from posenc.tasks.silhouette import load_mask
+
+    big = tmp_path / "big.png"
+    Image.fromarray(np.zeros((1, 1), dtype=np.uint8)).save(big)
+    import posenc.io as io_module
+
+    old = io_module.MAX_IMAGE_PIXELS
+    io_module.MAX_IMAGE_PIXELS = 0  # every picture is over the limit
+    try:
+        with pytest.raises(PosencError, match="MP"):
+            load_mask(big)
+    finally:
+        io_module.MAX_IMAGE_PIXELS = old
+    assert MAX_IMAGE_PIXELS == old
+    with pytest.raises(PosencError, match="silhouette image not found"):
+        load_mask(tmp_path / "missing.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(PosencError, match="empty"):
+        load_mask(tmp_path / "empty.png")

@@ -20,7 +20,8 @@ Whole fits (what the ``posenc`` command runs)::
 from .config import FitConfig, ImageConfig, NetworkConfig, ShapeConfig, Signal1DConfig, SilhouetteConfig, TrainConfig, resolve_config
 from .encodings import *  # noqa: F401,F403 - every registered encoding class, by its class name
 from .encodings import ENCODING_CLASSES, Band, Encoding, build_encoding, encoding_names, register
-from .errors import PosencError
+from .encodings.tcnn import from_tcnn_config, tcnn_to_posenc
+from .errors import PosencError, PosencWarning
 from .io import load, save
 from .methods import apply_method
 from .networks import MLP, Field, Siren, param_groups
@@ -35,5 +36,6 @@ __all__ = [
     "Progression", "GlobalProgression", "SpatialProgression", "build_policy",
     "MLP", "Siren", "Field", "param_groups", "save", "load",
     "FitConfig", "ImageConfig", "Signal1DConfig", "SilhouetteConfig", "ShapeConfig", "NetworkConfig", "TrainConfig",
-    "resolve_config", "apply_method", "fit", "bound_step", "load_model", "PosencError",
+    "resolve_config", "apply_method", "fit", "bound_step", "load_model", "PosencError", "PosencWarning",
+    "from_tcnn_config", "tcnn_to_posenc",
 ]

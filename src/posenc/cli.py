@@ -11,7 +11,7 @@ import json
 import sys
 import typing
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .config import TASK_CONFIGS, TASK_DEFAULTS, TASK_DIMS, FitConfig, NetworkConfig, TrainConfig, read_config_file, resolve_config, task_policy_defaults
 from .encodings import encoding_class, encoding_names
@@ -24,6 +24,34 @@ from .progressive import policy_parameters
 
 # a render is written as one uint8 canvas (3 bytes a pixel): 1 GP = 3 GB at most
 MAX_RENDER_PIXELS = 1 << 30
+
+
+# -- integer arguments: one rule for every command (a one-line usage error, never a traceback) --------
+MAX_THREADS = 1024
+MAX_POINTS = 100_000_000  # evaluation / sample counts: 10^8 points of float32 coordinates is already GBs
+
+
+def int_in(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer from ``lo`` to ``hi``, else a one-line usage error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be from {lo:,} to {hi:,}, got {value:,}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+COUNT = int_in(0, 2**31 - 1)
+THREADS = int_in(0, MAX_THREADS)
+WORKERS = int_in(1, MAX_THREADS)
+SEED = int_in(0, 2**63 - 1)
+POINTS = int_in(1, MAX_POINTS)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -258,7 +286,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
         raise PosencError(f"render size {w}x{h} ({w * h / 1e6:.0f} MP) is above the {MAX_RENDER_PIXELS / 1e6:.0f} MP a "
                           "PNG written here may have; choose a smaller --size or --scale")
     canvas = np.empty((h, w, 3), dtype=np.uint8)  # bands of rows are rendered into it: bounded memory
-    render_image(field, h, w, extent=(fit_h, fit_w), out=canvas)
+    region = info.get("region")
+    render_image(field, h, w, extent=(fit_h, fit_w), out=canvas, region=tuple(region) if region else None)
     save_image(args.out, canvas)
     print(f"wrote {args.out} ({w}x{h})")
     return 0
@@ -420,8 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     resume = sub.add_parser("resume", help="continue an interrupted run from its own stored settings")
     resume.add_argument("run", help="run folder (with checkpoint.safetensors)")
-    resume.add_argument("--iters", type=int, default=None, help="a new, larger iteration budget")
-    resume.add_argument("--threads", type=int, default=None)
+    resume.add_argument("--iters", type=COUNT, default=None, help="a new, larger iteration budget")
+    resume.add_argument("--threads", type=THREADS, default=None)
     resume.add_argument("--device", default=None)
     resume.add_argument("--quiet", action="store_true")
     resume.set_defaults(func=_cmd_resume)
@@ -432,15 +461,15 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--scale", type=float, default=None, help="the fitted size times this (e.g. 2)")
     render.add_argument("--out", required=True)
     render.add_argument("--device", default="cpu")
-    render.add_argument("--threads", type=int, default=0)
+    render.add_argument("--threads", type=THREADS, default=0)
     render.set_defaults(func=_cmd_render)
 
     mesh = sub.add_parser("mesh", help="marching cubes of a saved sdf / occupancy model")
     mesh.add_argument("run", help="run folder (or model.safetensors)")
-    mesh.add_argument("--res", type=int, default=256)
+    mesh.add_argument("--res", type=COUNT, default=256)
     mesh.add_argument("--out", required=True, help=".ply / .obj / .off / .stl")
     mesh.add_argument("--device", default="cpu")
-    mesh.add_argument("--threads", type=int, default=0)
+    mesh.add_argument("--threads", type=THREADS, default=0)
     mesh.set_defaults(func=_cmd_mesh)
 
     enc = sub.add_parser("encodings", help="list every encoding with its parameters and defaults")
@@ -449,10 +478,10 @@ def build_parser() -> argparse.ArgumentParser:
     viz = sub.add_parser("viz", help="pictures")
     viz_sub = viz.add_subparsers(dest="what", required=True, parser_class=_Parser)
     vf = viz_sub.add_parser("fourier", help="2-D sin/cos basis images of random Fourier features")
-    vf.add_argument("--features", type=int, default=25)
+    vf.add_argument("--features", type=COUNT, default=25)
     vf.add_argument("--sigma", type=float, default=10.0)
-    vf.add_argument("--seed", type=int, default=0)
-    vf.add_argument("--size", type=int, default=100)
+    vf.add_argument("--seed", type=SEED, default=0)
+    vf.add_argument("--size", type=COUNT, default=100)
     vf.add_argument("--out", required=True)
     vf.set_defaults(func=_cmd_viz_fourier)
 
@@ -472,22 +501,22 @@ def build_parser() -> argparse.ArgumentParser:
         bi.add_argument("--methods", default=methods)
         if suite == "shapes":
             bi.add_argument("--task", dest="shape_task", default="occupancy", choices=["occupancy", "sdf"])
-            bi.add_argument("--samples", type=int, default=300000)
-            bi.add_argument("--mc-res", type=int, default=128)
-            bi.add_argument("--eval-points", type=int, default=1000000, help="uniform and near-surface IoU points (each)")
+            bi.add_argument("--samples", type=POINTS, default=300000)
+            bi.add_argument("--mc-res", type=COUNT, default=128)
+            bi.add_argument("--eval-points", type=POINTS, default=1000000, help="uniform and near-surface IoU points (each)")
         if suite == "images":
             bi.add_argument("--protocol", default="gen25", choices=["gen25", "fit"])
-            bi.add_argument("--res", type=int, default=256)
+            bi.add_argument("--res", type=COUNT, default=256)
         if suite in ("images", "shapes"):
-            bi.add_argument("--match-params", type=int, default=0, help="size every method to this many learned parameters (within 10%%)")
-        bi.add_argument("--iters", type=int, default=0, help="training iterations (default: the task's, 2000; silhouettes 10000)")
+            bi.add_argument("--match-params", type=COUNT, default=0, help="size every method to this many learned parameters (within 10%%)")
+        bi.add_argument("--iters", type=COUNT, default=0, help="training iterations (default: the task's, 2000; silhouettes 10000)")
         bi.add_argument("--lr", type=float, default=0.0, help="learning rate for every method (default: each method's own)")
-        bi.add_argument("--seed", type=int, default=0)
-        bi.add_argument("--seeds", type=int, default=1, help="network seeds per fit: --seed, --seed + 1, ... (tables pool them)")
-        bi.add_argument("--limit", type=int, default=0, help="first K files only")
+        bi.add_argument("--seed", type=SEED, default=0)
+        bi.add_argument("--seeds", type=COUNT, default=1, help="network seeds per fit: --seed, --seed + 1, ... (tables pool them)")
+        bi.add_argument("--limit", type=COUNT, default=0, help="first K files only")
         bi.add_argument("--images", default="", help="comma-separated file names (stems) to use, e.g. kodim24")
-        bi.add_argument("--workers", type=int, default=1, help="parallel fits, one thread each")
-        bi.add_argument("--threads", type=int, default=0, help="threads with --workers 1 (0 = all)")
+        bi.add_argument("--workers", type=WORKERS, default=1, help="parallel fits, one thread each")
+        bi.add_argument("--threads", type=THREADS, default=0, help="threads with --workers 1 (0 = all)")
         bi.add_argument("--device", default="cpu")
         bi.add_argument("--out", required=True)
         bi.add_argument("--quiet", action="store_true")
@@ -496,10 +525,10 @@ def build_parser() -> argparse.ArgumentParser:
     bs = bench_sub.add_parser("signal1d", help="methods on a 1-D signal (SAPE Fig. 2): results.md and comparison.png")
     bs.add_argument("--methods", default="none,gaussian:sigma=30,progressive+gaussian:sigma=30,sape+gaussian:sigma=30")
     bs.add_argument("--path", default="", help=".npy / .csv signal (default: built-in)")
-    bs.add_argument("--samples", type=int, default=128)
-    bs.add_argument("--iters", type=int, default=2000)
-    bs.add_argument("--seeds", type=int, default=3)
-    bs.add_argument("--threads", type=int, default=1)
+    bs.add_argument("--samples", type=POINTS, default=128)
+    bs.add_argument("--iters", type=COUNT, default=2000)
+    bs.add_argument("--seeds", type=COUNT, default=3)
+    bs.add_argument("--threads", type=THREADS, default=1)
     bs.add_argument("--out", required=True)
     bs.add_argument("--quiet", action="store_true")
     bs.set_defaults(func=_cmd_bench_signal)
@@ -514,15 +543,15 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("reproduce", help="one command per paper table: suites of fits, selection, reports")
     rp.add_argument("suite", nargs="?", default=None, help="a suite name (see --list) or a .toml suite file")
     rp.add_argument("--list", action="store_true", help="list the suites with their size and an estimate of CPU-hours")
-    rp.add_argument("--scale", default="cpu", help="cpu (256 px, the shared subsets; committed) or paper (512 px, the paper's sample counts)")
-    rp.add_argument("--seeds", type=int, default=0, help="network seeds per cell (default: the suite's, 3)")
+    rp.add_argument("--scale", default="cpu", help="cpu (committed), paper (the paper's sizes and sample counts), or another scale the suite names (--list shows them)")
+    rp.add_argument("--seeds", type=COUNT, default=0, help="network seeds per cell (default: the suite's, 3)")
     rp.add_argument("--only", default="", help="comma-separated row names (a slice of the table)")
-    rp.add_argument("--limit", type=int, default=0, help="first K test inputs per column (0 = all)")
-    rp.add_argument("--iters", type=int, default=0, help="override every fit's iterations (quick looks only; recorded)")
+    rp.add_argument("--limit", type=COUNT, default=0, help="first K test inputs per column (0 = all)")
+    rp.add_argument("--iters", type=COUNT, default=0, help="override every fit's iterations (quick looks only; recorded)")
     rp.add_argument("--executor", default="local", help="local (a process pool) or ray (pip install 'posenc[ray]')")
     rp.add_argument("--address", default="", help="a running Ray cluster, HOST:PORT (default: start a local one)")
-    rp.add_argument("--workers", type=int, default=1, help="parallel fits (local processes, or local Ray CPUs)")
-    rp.add_argument("--threads", type=int, default=1, help="threads per fit")
+    rp.add_argument("--workers", type=WORKERS, default=1, help="parallel fits (local processes, or local Ray CPUs)")
+    rp.add_argument("--threads", type=THREADS, default=1, help="threads per fit")
     rp.add_argument("--device", default="cpu")
     rp.add_argument("--gpus", type=float, default=0.0, help="GPUs per fit (Ray)")
     rp.add_argument("--data-root", default="../shared/data", help="folder holding images/, meshes/, silhouettes/")
@@ -535,9 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=_cmd_reproduce)
 
     bp = bench_sub.add_parser("perf", help="matmul peak and training-step speed")
-    bp.add_argument("--threads", type=int, default=2)
-    bp.add_argument("--points", type=int, default=16384)
-    bp.add_argument("--steps", type=int, default=30)
+    bp.add_argument("--threads", type=THREADS, default=2)
+    bp.add_argument("--points", type=POINTS, default=16384)
+    bp.add_argument("--steps", type=COUNT, default=30)
     bp.add_argument("--out", default=None, help="folder for perf.json / perf.md")
     bp.set_defaults(func=_cmd_bench_perf)
     return p

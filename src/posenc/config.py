@@ -71,12 +71,16 @@ class TrainConfig:
 class ImageConfig:
     """The image task: ``path`` ('' = scikit-image's astronaut); ``res`` the longest side in pixels
     (aspect kept) or ``"native"`` (the file's own size); ``crop`` ``"none"`` or ``"square"`` (centre
-    crop first: the papers' protocol, which the benchmarks use); ``protocol`` fit or gen25."""
+    crop first: the papers' protocol, which the benchmarks use); ``protocol`` fit or gen25; ``window``
+    a centred square of that many pixels of the prepared image, fitted in place (0 = the whole image):
+    the window keeps the whole image's coordinates, so the pixel density, the frequencies per pixel and
+    SAPE's mask cells are the whole image's and only the field of view shrinks (the CPU scale)."""
 
     path: str = ""
     res: int | str = 256
     protocol: str = "gen25"
     crop: str = "none"
+    window: int = 0
     batch: int = 0  # training pixels per step; 0 = all of them when that fits --max-memory, else 65,536
 
 

@@ -150,11 +150,17 @@ def load_image(path: str | Path, res: int | str | None = None, crop: str = "none
     data directly, on float data per channel for 16-bit inputs). ``res`` None or ``"native"`` keeps
     the file's size.
     """
+    return prepare_image(open_image(path), res, crop)
+
+
+def open_image(path: str | Path, what: str = "image") -> "Image.Image":
+    """A picture file, read whole, with every way it can be unreadable a one-line :class:`PosencError`
+    (missing, a folder, empty, not an image, above MAX_IMAGE_PIXELS or a decompression bomb, corrupt)."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if not path.exists():
-        raise PosencError(f"image not found: {path}")
+        raise PosencError(f"{what} not found: {path}")
     if path.is_dir():
         raise PosencError(f"expected an image file, got a folder: {path}")
     if path.stat().st_size == 0:
@@ -175,7 +181,7 @@ def load_image(path: str | Path, res: int | str | None = None, crop: str = "none
         raise PosencError(f"cannot read image {path} (corrupt or truncated?): {exc}") from None
     if img.width == 0 or img.height == 0:
         raise PosencError(f"image has zero size: {path}")
-    return prepare_image(img, res, crop)
+    return img
 
 
 def fitted_size(width: int, height: int, res: int | str | None) -> tuple[int, int]:
@@ -281,14 +287,41 @@ def save_mesh(path: str | Path, verts: np.ndarray, faces: np.ndarray) -> None:
 FIELD_FORMAT = "posenc-field-1"
 
 
+def module_config(module: torch.nn.Module) -> dict[str, Any]:
+    """What rebuilds a savable module: ``{"field": ...}`` for a :class:`~posenc.Field`, ``{"encoding": ...}``
+    for an encoding, ``{"encoding": ..., "progressive": ...}`` for a progressive policy over one."""
+    from .encodings import Encoding
+    from .progressive import Progression
+
+    if isinstance(module, Encoding):
+        return {"encoding": module.config}
+    if isinstance(module, Progression):
+        if not isinstance(module.encoding, Encoding):
+            raise PosencError(f"save: the policy wraps a {type(module.encoding).__name__}, not a posenc encoding, "
+                              "so it cannot be rebuilt from a config")
+        return {"encoding": module.encoding.config, "progressive": module.config}
+    if hasattr(module, "base_encoding") and hasattr(module, "config"):
+        return {"field": module.config}
+    raise PosencError(f"save takes a posenc Field, encoding or progressive policy, got {type(module).__name__}")
+
+
+def module_dtype(module: torch.nn.Module) -> str:
+    """The dtype of the module's first floating tensor ("float32" when it has none)."""
+    for t in (*module.parameters(), *module.buffers()):
+        if t.is_floating_point():
+            return str(t.dtype).removeprefix("torch.")
+    return "float32"
+
+
 def save(field: torch.nn.Module, path: str | Path, run_config: dict[str, Any] | None = None,
          extra: dict[str, torch.Tensor] | None = None, task_info: dict[str, Any] | None = None) -> None:
-    """Write ``field``'s weights and buffers with the config that rebuilds it (``Field.config``), atomically.
+    """Write a field's (or a bare encoding's, or a policy's) weights and buffers with the config that
+    rebuilds it and its dtype, atomically; :func:`load` gives back the same kind of module.
 
     The metadata is one sorted JSON string, so the same field gives the same bytes. ``run_config``
     (a run's ``FitConfig`` dict) and ``extra`` tensors (optimiser state in checkpoints) ride along.
     """
-    meta = {"format": FIELD_FORMAT, "field": field.config}
+    meta = {"format": FIELD_FORMAT, **module_config(field), "dtype": module_dtype(field)}
     if run_config is not None:
         meta["run"] = run_config
     if task_info:
@@ -305,7 +338,8 @@ def read_model(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
         info = json.loads(meta.get("posenc", "null"))
     except json.JSONDecodeError:
         info = None
-    if not isinstance(info, dict) or info.get("format") != FIELD_FORMAT or not isinstance(info.get("field"), dict):
+    if not isinstance(info, dict) or info.get("format") != FIELD_FORMAT or not (
+            isinstance(info.get("field"), dict) or isinstance(info.get("encoding"), dict)):
         raise PosencError(f"{path} is not a posenc model (no posenc field config in its metadata)")
     return tensors, info
 
@@ -324,14 +358,29 @@ def load_state(field: torch.nn.Module, tensors: dict[str, torch.Tensor], path: s
 
 
 def load(path: str | Path, device: str = "cpu") -> torch.nn.Module:
-    """Rebuild a field saved by :func:`save` (or a run folder's ``model.safetensors``): no run config needed."""
+    """Rebuild what :func:`save` wrote (a field, a run folder's ``model.safetensors``, a bare encoding or a
+    policy over one) in the dtype it was saved in: no run config needed."""
+    return load_with_metadata(path, device)[0]
+
+
+def load_with_metadata(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """:func:`load`, and the file's posenc metadata (``run``: the run config, ``task``: what the task recorded)."""
+    from .encodings import build_encoding
     from .networks import build_field
+    from .progressive import build_policy
     from .runtime import resolve_device
 
     path = Path(path)
     if path.is_dir():
         path = path / "model.safetensors"
     tensors, info = read_model(path)
-    field = build_field(info["field"])
-    load_state(field, tensors, path)
-    return field.to(resolve_device(device)).eval()
+    if "field" in info:
+        module = build_field(info["field"])
+    else:
+        module = build_policy(info.get("progressive"), build_encoding(info["encoding"]))
+    dtype = getattr(torch, str(info.get("dtype", "float32")), None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise PosencError(f"model file {path} names an unknown dtype {info.get('dtype')!r}")
+    module = module.to(dtype)
+    load_state(module, tensors, path)
+    return module.to(resolve_device(device)).eval(), info

@@ -272,14 +272,23 @@ def build_field(config: dict[str, Any]) -> Field:
     return Field(encoding, build_network(config["network"]))
 
 
-def param_groups(field: nn.Module, lr: float) -> list[dict[str, Any]]:
-    """Adam parameter groups: the encoding's own parameters at its learning rate (LPE and grids:
-    1e-2, the papers' setting), everything else at ``lr``."""
-    encoding = getattr(field, "base_encoding", None) or getattr(field, "encoding", None)
-    enc = [p for p in encoding.parameters() if p.requires_grad] if encoding is not None else []
-    enc_ids = {id(p) for p in enc}
-    rest = [p for p in field.parameters() if p.requires_grad and id(p) not in enc_ids]
+def param_groups(module: nn.Module, lr: float) -> list[dict[str, Any]]:
+    """Adam parameter groups for any module: the parameters of every posenc encoding found anywhere
+    inside it at that encoding's own learning rate (LPE and grids: 1e-2, the papers' setting; one group
+    per rate), everything else at ``lr``. Parameters shared between places are listed once."""
+    from .encodings import Encoding
+
+    by_rate: dict[float, list[nn.Parameter]] = {}
+    seen: set[int] = set()
+    for m in module.modules():
+        rate = getattr(m, "lr", None) if isinstance(m, Encoding) else None
+        if rate is None:
+            continue
+        for p in m.parameters():
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                by_rate.setdefault(float(rate), []).append(p)
+    rest = [p for p in module.parameters() if p.requires_grad and id(p) not in seen]
     groups = [{"params": rest, "lr": lr}]
-    if enc:
-        groups.append({"params": enc, "lr": getattr(encoding, "lr", None) or lr})
+    groups += [{"params": params, "lr": rate} for rate, params in by_rate.items()]
     return groups

@@ -39,13 +39,15 @@ ramp then continues from the current levels at the new speed.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any, Callable, ClassVar
+import warnings
+from typing import Any, Callable, ClassVar, Iterator
 
 import torch
 from torch import nn
 
-from .errors import PosencError
+from .errors import PosencError, PosencWarning
 from .grid import box_smooth, fill_unvisited, interpolate, multilinear_weights
 from .validation import coerce, signature_hints
 
@@ -54,6 +56,13 @@ from .validation import coerce, signature_hints
 # samples to judge, and they stop early); 16^4 for (x, y, z, t) fields
 DEFAULT_GRID = {1: 32, 2: 128, 3: 64, 4: 16}
 MAX_CELLS = 64**3 * 8
+# loss smoothing and mask blur (odd box sizes): 5 and 5 over images, as the public SAPE code does at grid
+# 128; 3 and 1 (no blur, the paper's eq. 6) in 1-D, 3-D and 4-D
+DEFAULT_SMOOTH = {2: 5}
+DEFAULT_BLUR = {2: 5}
+DEFAULT_ITERS = 2000
+# training forward passes with no update() after which a policy warns that its mask is not moving
+UNUPDATED_FORWARDS = 10
 
 
 def _plan_rows(plan: Any, rows: slice) -> Any:
@@ -63,6 +72,17 @@ def _plan_rows(plan: Any, rows: slice) -> Any:
     if isinstance(plan, torch.Tensor):
         return plan[rows]
     return tuple(_plan_rows(p, rows) for p in plan)
+
+
+def _same_plan(a: Any, b: Any) -> bool:
+    """True when two mask plans (interpolation indices and weights) are those of the same points."""
+    if a is b:
+        return True
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and bool(torch.equal(a, b))
+    if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b):
+        return all(_same_plan(u, v) for u, v in zip(a, b))
+    return False
 
 
 class Progression(nn.Module):
@@ -75,7 +95,7 @@ class Progression(nn.Module):
 
     type_name: ClassVar[str] = ""
 
-    def __init__(self, encoding: nn.Module, iters: int = 2000, blocks: int = 0) -> None:
+    def __init__(self, encoding: nn.Module, iters: int | None = None, blocks: int = 0) -> None:
         super().__init__()
         for attr in ("in_dim", "out_dim", "bands"):
             if not hasattr(encoding, attr):
@@ -105,9 +125,18 @@ class Progression(nn.Module):
         # without identity channels the first band starts open, so the network never sees all zeros
         self.start_level = 0.0 if has_identity else 1.0
         self.register_buffer("steps", torch.tensor(0, dtype=torch.long))  # updates so far (checkpointed)
+        if iters is None:
+            warnings.warn(f"{type(self).__name__}: iters not set, so the bands open over {DEFAULT_ITERS} steps (all "
+                          f"open at step {DEFAULT_ITERS // 2}); pass iters=<your run's number of steps>",
+                          PosencWarning, stacklevel=3)
+            iters = DEFAULT_ITERS
         self.iters = iters
         self.version = 0  # bumped whenever the mask changes (lets bound callers cache masked features)
-        self._last: tuple[torch.Tensor, torch.Tensor] | None = None  # interpolation of the last training forward
+        self._last: Any = None  # interpolation plan of the last training forward (what update() splats into)
+        self._pending = 0  # training forwards (distinct point sets) since the last update()
+        self._forwards = 0  # training forwards since the last update()
+        self._warned_unupdated = False
+        self._held = False  # inside paused(): forwards are not remembered
 
     # -- what an encoding exposes ------------------------------------------------------------
     @property
@@ -157,6 +186,62 @@ class Progression(nn.Module):
     def settings(cls) -> dict[str, tuple[Any, Any]]:
         return signature_hints(cls.__init__, skip=("self", "encoding"))
 
+    # -- the points' place on the mask grid ------------------------------------------------------
+    def _unit(self, flat: torch.Tensor) -> torch.Tensor:
+        """Points in the wrapped encoding's domain mapped onto the mask grid's [0, 1]^d."""
+        domain, outside = getattr(self.encoding, "domain", (0.0, 1.0)), getattr(self.encoding, "outside", "ignore")
+        from .encodings.base import to_unit
+
+        return to_unit(flat, domain, outside)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator["Progression"]:
+        """Training forwards inside this block are not fed back and not counted: a warm-up fit with the
+        mask held at its current state (the silhouettes' unit-circle calibration)."""
+        held, self._held = self._held, True
+        try:
+            yield self
+        finally:
+            self._held = held
+
+    def _remember(self, plan: Any) -> None:
+        """Record the plan of a training forward pass for update(); count distinct point sets so that
+        update() can refuse to guess which one a loss belongs to, and warn when none is ever updated."""
+        if self._held:
+            return
+        if torch.compiler.is_compiling():  # bookkeeping stays out of the traced graph
+            self._last = plan
+            return
+        if plan is None or self._pending == 0 or not _same_plan(plan, self._last):
+            self._pending += 1
+        self._last = plan
+        self._forwards += 1
+        if self._forwards >= UNUPDATED_FORWARDS and not self._warned_unupdated and self.active:
+            self._warned_unupdated = True
+            warnings.warn(f"{type(self).__name__}: {self._forwards} training forward passes and no update(): the mask does "
+                          f"not move ({self.open_channels()} of {self.out_dim} channels open); call "
+                          "policy.update(per_sample_loss) after each optimiser step", PosencWarning, stacklevel=4)
+
+    def _consume(self, x: torch.Tensor | None) -> None:
+        """update()'s check that the loss belongs to one known forward pass."""
+        if x is None and self._pending > 1:
+            n, self._pending = self._pending, 0
+            raise PosencError(f"update() after {n} training forward passes on different points: it cannot tell which "
+                              "points the loss belongs to; pass them (update(loss, x)), or run evaluation under "
+                              "torch.no_grad() or field.eval()")
+        self._pending = self._forwards = 0
+
+    def open_channels(self) -> int:
+        """Channels whose mask is above zero somewhere (all cells): how far the progression has come."""
+        with torch.no_grad():
+            alpha = self.current_alpha()
+            alpha = alpha if alpha.dim() == 1 else alpha.amax(0)
+            return int((self.channel_mask(alpha) > 0).sum())
+
+    def current_alpha(self) -> torch.Tensor:
+        """The band masks of every cell ``(cells, n)``, or ``(n,)`` when global."""
+        raise NotImplementedError
+
     # -- masks ----------------------------------------------------------------------------
     def band_alpha(self, x: torch.Tensor) -> torch.Tensor:
         """Band mask at coordinates ``(N, d)``: ``(N, n)``, or ``(n,)`` when the same everywhere."""
@@ -173,7 +258,7 @@ class Progression(nn.Module):
     def mask(self, x: torch.Tensor) -> torch.Tensor:
         """Channel mask at coordinates ``(..., d)``: ``(..., out_dim)``, or ``(out_dim,)`` if global."""
         lead = x.shape[:-1]
-        m = self.channel_mask(self.band_alpha(x.reshape(-1, self.in_dim)))
+        m = self.channel_mask(self.band_alpha(self._unit(x.reshape(-1, self.in_dim))))
         return m if m.dim() == 1 else m.reshape(*lead, self.out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -181,7 +266,8 @@ class Progression(nn.Module):
         if x.shape[-1] != self.in_dim:
             raise PosencError(f"expected coordinates with {self.in_dim} components, got shape {tuple(x.shape)}")
         features = self.encoding(x)
-        m = self.channel_mask(self._alpha(x.reshape(-1, self.in_dim), remember=self.training and torch.is_grad_enabled()))
+        flat = self._unit(x.reshape(-1, self.in_dim).to(features.dtype))
+        m = self.channel_mask(self._alpha(flat, remember=self.training and torch.is_grad_enabled()))
         return features * (m if m.dim() == 1 else m.reshape(features.shape))
 
     def bind(self, x: torch.Tensor) -> Callable[[], torch.Tensor]:
@@ -194,7 +280,7 @@ class Progression(nn.Module):
         """
         if x.requires_grad:
             return lambda: self(x)
-        plan = self._plan(x.reshape(-1, self.in_dim))
+        plan = self._plan(self._unit(x.reshape(-1, self.in_dim)))
         return self._bind_planned(x, plan, plan)
 
     def bind_chunks(self, x: torch.Tensor, size: int) -> list[tuple[slice, Callable[[], torch.Tensor]]]:
@@ -203,7 +289,7 @@ class Progression(nn.Module):
         computed once for all ``N`` points; after the passes, ``update`` takes the per-sample loss of
         all ``N`` points, in order."""
         flat = x.reshape(-1, self.in_dim)
-        plan = None if x.requires_grad else self._plan(flat)
+        plan = None if x.requires_grad else self._plan(self._unit(flat))
         parts = []
         for a in range(0, flat.shape[0], max(int(size), 1)):
             sl = slice(a, min(a + max(int(size), 1), flat.shape[0]))
@@ -233,7 +319,7 @@ class Progression(nn.Module):
                     with torch.no_grad():
                         masks["mask"] = bound_mask()
                     masks["version"] = self.version
-                self._last = last
+                self._remember(last)
                 return encode() * masks["mask"]
 
             return forward_learned
@@ -245,7 +331,7 @@ class Progression(nn.Module):
                     # written into last step's buffer (its graph is gone): no fresh page-faulted allocation
                     cache["inputs"] = torch.mul(encode(), bound_mask(), out=cache["inputs"])
                 cache["version"] = self.version
-            self._last = last
+            self._remember(last)
             return cache["inputs"]
 
         return forward_fixed
@@ -296,7 +382,7 @@ class GlobalProgression(Progression):
 
     type_name = "global"
 
-    def __init__(self, encoding: nn.Module, iters: int = 2000, epsilon: float = 1e-3, blocks: int = 0) -> None:
+    def __init__(self, encoding: nn.Module, iters: int | None = None, epsilon: float = 1e-3, blocks: int = 0) -> None:
         super().__init__(encoding, iters, blocks)
         if not epsilon >= 0:
             raise PosencError(f"epsilon must be >= 0, got {epsilon}")
@@ -314,7 +400,16 @@ class GlobalProgression(Progression):
     def band_alpha(self, x: torch.Tensor) -> torch.Tensor:
         return self._ramp(self.level)
 
+    def current_alpha(self) -> torch.Tensor:
+        return self._ramp(self.level)
+
+    def _alpha(self, flat: torch.Tensor, remember: bool) -> torch.Tensor:
+        if remember:
+            self._remember(None)
+        return self.band_alpha(flat)
+
     def update(self, per_sample_loss: torch.Tensor, x: torch.Tensor | None = None) -> None:
+        self._pending = self._forwards = 0  # the global mask needs no points: any forward's loss will do
         self.steps += 1
         if bool(self.stopped) or float(self.level) >= self.n:
             return
@@ -336,8 +431,8 @@ class SpatialProgression(Progression):
 
     type_name = "spatial"
 
-    def __init__(self, encoding: nn.Module, iters: int = 2000, epsilon: float = 1e-3, mask_grid: int | None = None,
-                 smooth: int = 3, blocks: int = 0, mask_blur: int = 1) -> None:
+    def __init__(self, encoding: nn.Module, iters: int | None = None, epsilon: float = 1e-3, mask_grid: int | None = None,
+                 smooth: int | None = None, blocks: int = 0, mask_blur: int | None = None) -> None:
         super().__init__(encoding, iters, blocks)
         if not epsilon >= 0:
             raise PosencError(f"epsilon must be >= 0, got {epsilon}")
@@ -345,6 +440,8 @@ class SpatialProgression(Progression):
         if d not in DEFAULT_GRID:
             raise PosencError(f"the SAPE mask grid supports input dimension 1 to 4, got {d}")
         grid = DEFAULT_GRID[d] if mask_grid is None else int(mask_grid)
+        smooth = DEFAULT_SMOOTH.get(d, 3) if smooth is None else smooth
+        mask_blur = DEFAULT_BLUR.get(d, 1) if mask_blur is None else mask_blur
         if grid < 1 or grid**d > MAX_CELLS:
             raise PosencError(f"mask_grid must be between 1 and {int(MAX_CELLS ** (1 / d) + 1e-9)} in {d}-D, got {grid}")
         if smooth < 1 or smooth % 2 == 0:
@@ -376,6 +473,9 @@ class SpatialProgression(Progression):
             return (self._ramp(self.level[idx]) * w[..., None].to(self.level.dtype)).sum(1)
         return interpolate(self.cell_alpha(), idx, w)
 
+    def current_alpha(self) -> torch.Tensor:
+        return self.cell_alpha()
+
     def _plan(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
             return multilinear_weights(flat.to(self.level.device), self.res)
@@ -389,7 +489,7 @@ class SpatialProgression(Progression):
     def _alpha(self, flat: torch.Tensor, remember: bool) -> torch.Tensor:
         idx, w = multilinear_weights(flat.to(self.level.device), self.res)
         if remember:
-            self._last = (idx, w.detach())
+            self._remember((idx, w.detach()))
         return self._alpha_at(idx, w)
 
     def splat_loss(self, per_sample_loss: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> None:
@@ -410,12 +510,14 @@ class SpatialProgression(Progression):
         return fill_unvisited(num / den.clamp_min(1e-30), visited, self.res, self.in_dim)
 
     def update(self, per_sample_loss: torch.Tensor, x: torch.Tensor | None = None) -> None:
+        self._consume(x)
         t = int(self.steps)
         self.steps += 1
         if not bool(self.in_progress.any()):
             return
         if x is not None:
-            idx, w = multilinear_weights(x.detach().reshape(-1, self.in_dim).to(self.level.device), self.res)
+            flat = self._unit(x.detach().reshape(-1, self.in_dim))
+            idx, w = multilinear_weights(flat.to(self.level.device), self.res)
         elif self._last is not None:
             idx, w = self._last
         else:
@@ -456,8 +558,11 @@ def policy_parameters(in_dim: int | None = None) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {"none": {}}
     for name, cls in POLICIES.items():
         out[name] = {k: default for k, (_, default) in cls.settings().items() if k != "iters"}
-    if in_dim is not None and out["spatial"].get("mask_grid") is None:
-        out["spatial"]["mask_grid"] = DEFAULT_GRID.get(in_dim)
+    if in_dim is not None:
+        spatial = out["spatial"]
+        for key, by_dim, other in (("mask_grid", DEFAULT_GRID, None), ("smooth", DEFAULT_SMOOTH, 3), ("mask_blur", DEFAULT_BLUR, 1)):
+            if spatial.get(key) is None:
+                spatial[key] = by_dim.get(in_dim, other)
     return out
 
 

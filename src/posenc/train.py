@@ -9,6 +9,7 @@ exact resume, outputs) and :func:`fit` is its one-call form.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
@@ -20,10 +21,12 @@ from typing import Any, Callable
 import torch
 
 from .config import TASK_DIMS, FitConfig, resolve_config, save_config
+from .encodings import Encoding
 from .errors import PosencError
 from .io import atomic_write_json, load_state, read_model, save
 from .methods import build_field
 from .networks import Field, param_groups
+from .progressive import find_policy
 from .runtime import machine_info, resolve_device, seed_everything, set_threads, tune_allocator
 from .tasks import Task, make_task
 
@@ -47,8 +50,10 @@ def validate(cfg: FitConfig) -> None:
         raise PosencError(f"lr must be in (0, 1] (Adam steps of more than 1 diverge), got {t.lr}")
     if not t.max_memory > 0:
         raise PosencError(f"max_memory must be a positive number of GB, got {t.max_memory}")
-    if t.threads < 0:
-        raise PosencError(f"threads must be >= 0 (0 = default), got {t.threads}")
+    if not 0 <= t.threads <= 1024:
+        raise PosencError(f"threads must be 0 to 1024 (0 = default), got {t.threads}")
+    if not 0 <= t.seed < 2**63:
+        raise PosencError(f"seed must be from 0 to 2^63 - 1, got {t.seed}")
     if t.checkpoint_every < 0:
         raise PosencError(f"checkpoint_every must be >= 0, got {t.checkpoint_every}")
     if t.frames < 0:
@@ -66,17 +71,15 @@ def validate(cfg: FitConfig) -> None:
 def load_model(run: str | Path, device: str = "cpu") -> tuple[Field, FitConfig, dict[str, Any]]:
     """Rebuild a run's field and its run config from a run folder or a ``.safetensors`` file; the third
     item is what the task recorded about its input (``{"height", "width"}`` for images)."""
-    from .networks import build_field as field_from_config
+    from .io import load_with_metadata
 
     run = Path(run)
     path = run / MODEL_FILE if run.is_dir() else run
-    tensors, info = read_model(path)
+    field, info = load_with_metadata(path, device)
     if "run" not in info:
         raise PosencError(f"{path} holds a field but no run config (saved with posenc.save); load it with posenc.load")
     cfg = resolve_config(FitConfig.from_dict(info["run"]))
-    field = field_from_config(info["field"])
-    load_state(field, tensors, path)
-    return field.to(resolve_device(device)).eval(), cfg, dict(info.get("task", {}))
+    return field, cfg, dict(info.get("task", {}))
 
 
 def checkpoint_matches(run: str | Path, cfg: FitConfig) -> bool:
@@ -131,11 +134,13 @@ def calibrate(field: Field, task: Task, device: torch.device) -> float | None:
     x, target, iters, lr = spec
     x, target = x.to(device), target.to(device)
     opt = torch.optim.Adam(field.parameters(), lr=lr)
-    for _ in range(iters):
-        opt.zero_grad(set_to_none=True)
-        loss = (field(x) - target).square().mean()
-        loss.backward()
-        opt.step()
+    policy = find_policy(field)
+    with policy.paused() if policy is not None else contextlib.nullcontext():  # the mask holds still
+        for _ in range(iters):
+            opt.zero_grad(set_to_none=True)
+            loss = (field(x) - target).square().mean()
+            loss.backward()
+            opt.step()
     with torch.no_grad():
         return float((field(x) - target).square().mean())
 
@@ -301,6 +306,9 @@ class Trainer:
         self.task.set_cache_dir(self.out.parent / ".posenc-cache")  # shapes: samples shared by sibling runs
         seed_everything(cfg.train.seed)
         self.field = build_field(cfg).to(self.device)
+        for module in self.field.modules():
+            if isinstance(module, Encoding):
+                module.outside = self.task.encoding_outside
         self.opt = torch.optim.Adam(param_groups(self.field, cfg.train.lr))
         self.gen = torch.Generator().manual_seed(cfg.train.seed)  # mini-batch draws (checkpointed)
         self.task.generator = self.gen  # and a task's own draws inside its loss
@@ -551,7 +559,12 @@ class Trainer:
         with RunLock(self.out):
             remove_temporaries(self.out)
             found = state(self.out)
-            if resume:
+            if resume and found == "empty":
+                # killed before its first checkpoint: nothing was kept, so starting over loses nothing
+                if self.progress:
+                    print(f"posenc: {self.out} has no checkpoint yet (stopped before the first one): starting from step 0",
+                          file=sys.stderr)
+            elif resume:
                 self.resume()
             elif found != "empty" and not force:
                 hint = "continue it with `posenc resume RUN` (or --resume)" if found == "interrupted" else "use another --out"

@@ -16,18 +16,22 @@ from typing import Any, Callable, Iterable, Iterator
 _DRIVER = 0  # in a worker: the pid of the driver that started it
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(driver: int) -> None:
     """Worker initialiser: a killed driver must leave no orphan fits competing for the cores or writing
     run folders that the next driver owns. On Linux the kernel sends SIGTERM when the driver dies: an
     idle worker ends, a fit stops at its next step with a checkpoint; ``_guarded`` then keeps the worker
-    from taking the jobs still queued for it."""
+    from taking the jobs still queued for it. ``driver`` is the driver's pid, passed in rather than read
+    here: a worker that starts after its driver died (spawning is slow on a loaded machine) would read
+    its new parent instead and take it for the driver. It exits at once."""
     global _DRIVER
-    _DRIVER = os.getppid()
+    _DRIVER = driver
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
         except OSError:
             pass
+    if os.getppid() != driver:  # checked after the prctl, so no death between the two is missed
+        os._exit(1)
 
 
 def _guarded(fn: Callable[[Any], Any], job: Any) -> Any:
@@ -49,7 +53,7 @@ def run_jobs(fn: Callable[[Any], Any], jobs: list[Any], workers: int) -> Iterato
             yield job, fn(job)
         return
     ctx = mp.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),))
     pending = {pool.submit(_guarded, fn, job): job for job in jobs}
     try:
         while pending:

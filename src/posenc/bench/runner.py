@@ -104,6 +104,9 @@ def run_dir_name(method: str, seed: int) -> str:
 _NOT_RESULTS = {"threads", "device", "checkpoint_every", "checkpoint_seconds", "frames", "max_memory", "step_chunk"}  # settings that do not change a result
 
 
+_LATER_DATA_DEFAULTS = {"window": 0}  # ImageConfig.window (the whole image)
+
+
 def config_digest(config: dict[str, Any]) -> str:
     """Identity of a run: its full config with defaults filled in (so rows written before a new
     setting existed still match), minus settings that only affect speed or logging."""
@@ -112,6 +115,8 @@ def config_digest(config: dict[str, Any]) -> str:
         config["data"] = {**config.get("data", {}), "crop": "square"}  # rows from before `crop` existed were square
     full = with_defaults(FitConfig.from_dict(config)).to_dict()
     full["train"] = {k: v for k, v in full["train"].items() if k not in _NOT_RESULTS}
+    # data settings added later whose default is what every earlier row ran: left out at that default
+    full["data"] = {k: v for k, v in full["data"].items() if _LATER_DATA_DEFAULTS.get(k, object()) != v}
     return hashlib.sha1(json.dumps(full, sort_keys=True).encode()).hexdigest()[:12]
 
 

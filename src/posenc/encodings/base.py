@@ -15,20 +15,90 @@ An encoding is one class with one decorator::
 Registering records everything else: the config it was built from (``.config``), its settings and
 their types (for the CLI, config files and method strings), its description (``posenc encodings``).
 A file dropped into ``posenc/encodings/`` is imported by the package, so nothing else is edited.
+
+Every encoding also takes two settings of the base class (recorded in ``.config`` when not default):
+
+* ``domain=(lo, hi)``: the box [lo, hi]^d its inputs live in (default [0, 1]); points are mapped onto
+  [0, 1]^d first, so ``domain=(-1, 1)`` fits an SDF in [-1, 1]^3 and a frequency is in cycles per
+  domain side.
+* ``outside``: what happens to points outside the domain. ``warn`` (default): they are encoded as the
+  encoding does beyond [0, 1] (Fourier-type encodings extend periodically, grids clamp to their border)
+  and a :class:`PosencWarning` says how many there were, once per encoding; ``error``: a
+  :class:`PosencError`; ``clamp``: clamped into the domain, silently; ``wrap``: wrapped periodically
+  into it; ``ignore``: as ``warn``, silently.
+
+The input rule, the same for every encoding: coordinates are a floating-point tensor ``(..., in_dim)``;
+they are converted to the encoding's dtype (that of its parameters and buffers, float32 unless the
+module was converted with ``.double()``; an encoding with neither computes in float32, or in float64
+when given float64); integer, complex and 0-d inputs, a wrong last dimension and NaN are one-line
+:class:`PosencError` s. The checks are skipped while ``torch.compile`` traces.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
 
-from ..errors import PosencError
+from ..errors import PosencError, PosencWarning
 from ..validation import coerce, signature_hints
+
+
+OUTSIDE = ("warn", "error", "clamp", "wrap", "ignore")
+UNIT_DOMAIN = (0.0, 1.0)
+
+
+def check_domain(domain: Any, outside: Any, owner: str = "encoding") -> tuple[tuple[float, float], str]:
+    """A valid ``(lo, hi)`` and ``outside`` policy, or a one-line :class:`PosencError`."""
+    try:
+        lo, hi = (float(v) for v in domain)
+    except (TypeError, ValueError):
+        raise PosencError(f"{owner}: domain must be two numbers (lo, hi), e.g. (-1, 1); got {domain!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise PosencError(f"{owner}: domain must be finite with lo < hi, got ({lo:g}, {hi:g})")
+    if outside not in OUTSIDE:
+        raise PosencError(f"{owner}: outside must be one of {', '.join(OUTSIDE)}; got {outside!r}")
+    return (lo, hi), str(outside)
+
+
+def to_unit(x: torch.Tensor, domain: tuple[float, float], outside: str) -> torch.Tensor:
+    """Coordinates in ``domain`` mapped onto [0, 1]^d, clamped or wrapped as ``outside`` says."""
+    lo, hi = domain
+    if (lo, hi) != UNIT_DOMAIN:
+        x = (x - lo) / (hi - lo)
+    if outside == "clamp":
+        return x.clamp(0.0, 1.0)
+    if outside == "wrap":
+        return torch.remainder(x, 1.0)
+    return x
+
+
+def coordinate_dtype(module: nn.Module, x: torch.Tensor) -> torch.dtype:
+    """The dtype an encoding computes in: its first floating parameter's or buffer's; else float64 for
+    float64 inputs and float32 for every other floating input (half precision is too coarse for a
+    coordinate: 2^-11 is a quarter of a 512-px image's pixel)."""
+    for t in (*module.parameters(), *module.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def check_coordinates(x: Any, in_dim: int, owner: str) -> None:
+    """The shape and type part of the input rule (module docstring)."""
+    if not isinstance(x, torch.Tensor):
+        raise PosencError(f"{owner} expects a torch.Tensor of coordinates (..., {in_dim}), got {type(x).__name__}")
+    if x.dim() == 0:
+        raise PosencError(f"{owner} expects coordinates of shape (..., {in_dim}), got a 0-d tensor")
+    if x.shape[-1] != in_dim:
+        raise PosencError(f"{owner} expects coordinates with {in_dim} components, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise PosencError(f"{owner} expects floating-point coordinates, got {x.dtype}; convert them with x.float()")
 
 
 @dataclass(frozen=True)
@@ -67,6 +137,9 @@ class Encoding(nn.Module):
     size_range: ClassVar[tuple[int, int]] = (1, 1 << 16)
     # settings whose default depends on the input dimension: {name: {d: value}} (None in the signature)
     dim_defaults: ClassVar[dict[str, dict[int, Any]]] = {}
+    # what the encoding's formula does with points beyond [0, 1]: "extends" (Fourier-type: the formula
+    # holds everywhere) or "clamps" (grids: the border cell's value); named in the out-of-domain warning
+    beyond: ClassVar[str] = "extends"
 
     def __init__(self, in_dim: int, include_input: bool = False) -> None:
         super().__init__()
@@ -78,6 +151,47 @@ class Encoding(nn.Module):
         self.include_input = include_input
         self.out_dim = 0  # set by subclasses via _finish()
         self._bands: list[Band] = []
+        self.domain, self.outside = UNIT_DOMAIN, "warn"
+        self._warned = False
+
+    # -- the input rule and the domain (module docstring) ------------------------------------
+    def set_domain(self, domain: Any = UNIT_DOMAIN, outside: str = "warn") -> "Encoding":
+        """Set the box [lo, hi]^d of the inputs and what happens outside it; returns ``self``."""
+        self.domain, self.outside = check_domain(domain, outside, self.type_name or type(self).__name__)
+        self._warned = False
+        return self
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Coordinates as the encoding computes on them: checked, in its dtype, mapped from the domain
+        onto [0, 1]^d and clamped or wrapped as ``outside`` says. ``(..., in_dim) -> (..., in_dim)``."""
+        name = self.type_name or type(self).__name__
+        check_coordinates(x, self.in_dim, name)
+        dtype = coordinate_dtype(self, x)
+        if x.dtype != dtype:
+            x = x.to(dtype)
+        lo, hi = self.domain
+        if x.numel() and not torch.compiler.is_compiling():
+            with torch.no_grad():
+                low, high = (float(v) for v in torch.aminmax(x.detach()))
+            if math.isnan(low) or math.isnan(high):
+                bad = int(torch.isnan(x.detach()).any(dim=-1).sum())
+                raise PosencError(f"{name} got NaN coordinates ({bad:,} of {x[..., 0].numel():,} points)")
+            if (low < lo or high > hi) and self.outside in ("warn", "error"):
+                self._outside(x.detach(), low, high, name)
+        return to_unit(x, self.domain, self.outside)
+
+    def _outside(self, x: torch.Tensor, low: float, high: float, name: str) -> None:
+        lo, hi = self.domain
+        count = int(((x < lo) | (x > hi)).any(dim=-1).sum())
+        what = (f"{name}: {count:,} of {x[..., 0].numel():,} points lie outside its domain [{lo:g}, {hi:g}]^{self.in_dim} "
+                f"(coordinates from {low:.4g} to {high:.4g})")
+        fix = f"set domain=({low:.3g}, {high:.3g}) or the like, or outside='clamp' / 'wrap' / 'ignore'"
+        if self.outside == "error":
+            raise PosencError(f"{what}; {fix}")
+        if not self._warned:
+            self._warned = True
+            beyond = "clamped to the border" if self.beyond == "clamps" else "encoded as they are"
+            warnings.warn(f"{what}: they are {beyond}; {fix}", PosencWarning, stacklevel=4)
 
     # -- subclass hooks -------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,10 +219,10 @@ class Encoding(nn.Module):
         Points that require a gradient (normals, eikonal terms) take the general path, so gradients
         reach them.
         """
-        if x.shape[-1] != self.in_dim:
-            raise PosencError(f"{self.type_name} expects coordinates with {self.in_dim} components, got shape {tuple(x.shape)}")
-        if x.requires_grad:
+        if isinstance(x, torch.Tensor) and x.requires_grad:
+            check_coordinates(x, self.in_dim, self.type_name)
             return lambda: self(x)
+        x = self.prepare(x)
         lead = x.shape[:-1]
         bound = self._bind(x.reshape(-1, self.in_dim))
         return lambda: bound().reshape(*lead, self.out_dim)
@@ -121,12 +235,18 @@ class Encoding(nn.Module):
         return [(sl, self.bind(flat[sl])) for sl in (slice(a, min(a + size, flat.shape[0])) for a in range(0, flat.shape[0], size))]
 
     def _bind(self, flat: torch.Tensor) -> Callable[[], torch.Tensor]:
-        """:meth:`bind` on flat points ``(N, in_dim)``; the default caches a fixed encoding's output."""
+        """:meth:`bind` on flat points ``(N, in_dim)`` already :meth:`prepare` d; the default caches a
+        fixed encoding's output."""
         if self.fixed:
             with torch.no_grad():
-                out = self(flat)
+                out = self._encode_prepared(flat)
             return lambda: out
-        return lambda: self(flat)
+        return lambda: self._encode_prepared(flat)
+
+    def _encode_prepared(self, flat: torch.Tensor) -> torch.Tensor:
+        """Features of prepared flat points ``(N, in_dim)`` (in [0, 1]^d): ``(N, out_dim)``."""
+        out = self.encode(flat)
+        return torch.cat([flat, out], dim=-1) if self.include_input else out
 
     @property
     def fixed(self) -> bool:
@@ -151,19 +271,20 @@ class Encoding(nn.Module):
 
     @property
     def config(self) -> dict[str, Any]:
-        """The config dict that rebuilds this encoding: ``build_encoding(enc.config, enc.in_dim)``."""
-        return dict(getattr(self, "_config", {"type": self.type_name}))
+        """The config dict that rebuilds this encoding, ``in_dim`` included:
+        ``build_encoding(enc.config)`` (``domain`` and ``outside`` listed when not the default)."""
+        out = dict(getattr(self, "_config", {"type": self.type_name}))
+        if self.domain != UNIT_DOMAIN:
+            out["domain"] = list(self.domain)
+        if self.outside != "warn":
+            out["outside"] = self.outside
+        return {**out, "in_dim": self.in_dim}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(..., in_dim) -> (..., out_dim)``."""
-        if x.shape[-1] != self.in_dim:
-            raise PosencError(f"{self.type_name} expects coordinates with {self.in_dim} components, got shape {tuple(x.shape)}")
+        x = self.prepare(x)
         lead = x.shape[:-1]
-        flat = x.reshape(-1, self.in_dim)
-        out = self.encode(flat)
-        if self.include_input:
-            out = torch.cat([flat, out], dim=-1)
-        return out.reshape(*lead, self.out_dim)
+        return self._encode_prepared(x.reshape(-1, self.in_dim)).reshape(*lead, self.out_dim)
 
     def extra_repr(self) -> str:
         return f"in_dim={self.in_dim}, out_dim={self.out_dim}"
@@ -218,7 +339,8 @@ def register(name: str) -> Callable[[type[Encoding]], type[Encoding]]:
         hints = cls.settings()
 
         @functools.wraps(init)
-        def __init__(self: Encoding, in_dim: int, *args: Any, **kwargs: Any) -> None:
+        def __init__(self: Encoding, in_dim: int, *args: Any, domain: Any = UNIT_DOMAIN, outside: str = "warn",
+                     **kwargs: Any) -> None:
             names = list(hints)
             if len(args) > len(names):
                 raise PosencError(f"encoding {name!r} takes at most {len(names)} settings after in_dim, got {len(args)}")
@@ -230,7 +352,9 @@ def register(name: str) -> Callable[[type[Encoding]], type[Encoding]]:
             if unknown:
                 raise PosencError(f"encoding {name!r} does not take {', '.join(unknown)}; it takes: {', '.join(sorted(hints)) or 'nothing'}")
             kwargs = {k: coerce(k, v, hints[k][0], f"{name}: ") for k, v in kwargs.items()}
+            checked = check_domain(domain, outside, name)
             init(self, in_dim, **kwargs)
+            self.set_domain(*checked)
             if type(self) is cls:  # the outermost registered class records the config
                 given = {k: v for k, v in kwargs.items() if v is not None}
                 self._config = {"type": name, **cls.defaults(self.in_dim), **given}
@@ -258,14 +382,22 @@ def encoding_parameters(name: str, in_dim: int | None = None) -> dict[str, Any]:
     return encoding_class(name).defaults(in_dim)
 
 
-def build_encoding(config: dict[str, Any], in_dim: int) -> Encoding:
-    """Build an encoding from a config dict such as ``{"type": "gaussian", "sigma": 10}``."""
+def build_encoding(config: dict[str, Any], in_dim: int | None = None) -> Encoding:
+    """Build an encoding from a config dict such as ``{"type": "gaussian", "sigma": 10}``; ``in_dim``
+    from the argument or the config's ``in_dim`` (``enc.config`` has it)."""
     if not isinstance(config, dict):
         raise PosencError(f"an encoding config is a mapping such as {{'type': 'gaussian'}}, got {config!r}")
     config = dict(config)
     name = config.pop("type", None)
     if name is None:
         raise PosencError("encoding config needs a 'type'")
+    given = config.pop("in_dim", None)
+    if in_dim is None:
+        in_dim = given
+    elif given is not None and given != in_dim:
+        raise PosencError(f"encoding config says in_dim={given!r}, the call in_dim={in_dim!r}")
+    if in_dim is None:
+        raise PosencError("build_encoding needs in_dim (the argument, or 'in_dim' in the config)")
     return encoding_class(name)(in_dim, **config)
 
 

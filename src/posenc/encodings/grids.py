@@ -55,6 +55,8 @@ def level_resolutions(levels: int, base_res: int, max_res: int) -> list[int]:
 class _GridEncoding(Encoding):
     """Shared machinery: per-level tables, index computation, interpolation, bound fast path."""
 
+    beyond = "clamps"  # the border cell beyond [0, 1]
+
     lr = 1e-2
     max_dim = 4
     # instant-NGP: a small 2 x 64 ReLU MLP after the grid

@@ -33,6 +33,8 @@ class _ModulatedFourier(Encoding):
     """Fourier features ``gamma`` (log-linear per axis, or Gaussian) times amplitudes ``a(x)``, the
     product of coefficient grids at ``self.resolutions`` (one grid: LPE), each multilinearly interpolated."""
 
+    beyond = "clamps"  # the border cell beyond [0, 1]
+
     lr = 1e-2
     max_dim = 4
     # the LPE seed's network: 3 hidden layers of 64, leaky-ReLU

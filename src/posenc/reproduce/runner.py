@@ -254,7 +254,7 @@ def samples_per_step(cfg: FitConfig) -> int:
     """Training samples in one step, from the config alone (for estimates before any data is read)."""
     d = cfg.data
     if cfg.task == "image":
-        side = 512 if d.res == "native" else int(d.res)
+        side = d.window or (512 if d.res == "native" else int(d.res))
         return side * side // (4 if d.protocol == "gen25" else 1)
     if cfg.task in ("sdf", "occupancy"):
         return min(d.samples, d.batch) if d.batch else d.samples
@@ -287,9 +287,16 @@ def execute(jobs: list[dict[str, Any]], rc: ReproduceConfig) -> Iterator[tuple[d
         raise PosencError(f"unknown executor {rc.executor!r}; valid: local, ray")
 
 
+def check_scale(suite: Any, scale: str) -> None:
+    """``cpu`` and ``paper`` exist for every suite; other scales only where the suite names them."""
+    from .suite import SCALES
+
+    valid = [*SCALES, *(s for s in suite.scales if s not in SCALES)]
+    if scale not in valid:
+        raise PosencError(f"unknown scale {scale!r} for suite {suite.name}; valid: {', '.join(valid)}")
+
+
 def check(rc: ReproduceConfig) -> None:
-    if rc.scale not in ("cpu", "paper"):
-        raise PosencError(f"unknown scale {rc.scale!r}; valid: cpu, paper")
     from ..validation import check_range
 
     check_range("seeds", rc.seeds, 0, 100, "--")  # 0 = the suite's
@@ -313,6 +320,7 @@ def run_suite(rc: ReproduceConfig, progress: bool = True) -> Path:
 
     check(rc)
     suite = load_suite(rc.suite)
+    check_scale(suite, rc.scale)
     rows = wanted_rows(suite, rc)
     out = Path(rc.out)
     prepare_folder(out)

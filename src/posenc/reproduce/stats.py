@@ -80,6 +80,25 @@ def paired(row: dict[tuple[str, int], float], reference: dict[tuple[str, int], f
     return Paired(mean=m, low=m - half, high=m + half, pairs=len(diffs))
 
 
+def paired_by_input(row: dict[tuple[str, int], float], reference: dict[tuple[str, int], float]) -> Paired | None:
+    """Differences at the level of test inputs: for each input, the mean over its seeds of (row -
+    reference) on the seeds both have (a row without seeds, keyed by seed -1, counts once against the
+    reference's seed mean); a 95% Student-t interval over the inputs (df = inputs - 1), so it speaks
+    for images in general, not for these images' seeds. ``pairs`` is the number of inputs. None with
+    fewer than 2 inputs."""
+    per_input: dict[str, list[float]] = {}
+    for (inp, seed), ref in reference.items():
+        value = row.get((inp, seed), row.get((inp, -1)))
+        if value is not None and ref is not None and math.isfinite(value) and math.isfinite(ref):
+            per_input.setdefault(inp, []).append(value - ref)
+    diffs = [sum(d) / len(d) for d in per_input.values()]
+    if len(diffs) < 2:
+        return None
+    m = sum(diffs) / len(diffs)
+    half = t_quantile(len(diffs) - 1) * _std(diffs) / math.sqrt(len(diffs))
+    return Paired(mean=m, low=m - half, high=m + half, pairs=len(diffs))
+
+
 def fmt_cell(c: Cell | None, digits: int) -> str:
     return "-" if c is None else f"{c.mean:.{digits}f} ± {c.spread:.{digits}f}"
 

@@ -32,6 +32,7 @@ can show it beside the FLOP estimate (a test keeps it equal to the committed rep
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -40,7 +41,8 @@ from typing import Any
 
 from ..errors import PosencError
 
-SCALES = ("cpu", "paper")
+SCALES = ("cpu", "paper")  # every suite has these two; a suite may name more (a pilot's candidate scales)
+SCALE_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
 TASKS = ("image", "signal1d", "silhouette", "sdf", "occupancy", "mesh-transfer")
 BASELINES = ("bilinear", "bicubic")
 
@@ -244,8 +246,8 @@ def _parse(raw: dict[str, Any], path: str) -> Suite:
     scales_raw = _take(raw, "scales", dict, "suite", {})
     scales: dict[str, dict[str, dict[str, Any]]] = {}
     for scale, by_task in scales_raw.items():
-        if scale not in SCALES:
-            raise PosencError(f"scales.{scale}: unknown scale; valid: {', '.join(SCALES)}")
+        if not SCALE_NAME.fullmatch(scale):
+            raise PosencError(f"scales.{scale}: a scale name is lower-case letters, digits and '-' (e.g. cpu, paper, window128)")
         if not isinstance(by_task, dict) or not all(t in TASKS and isinstance(v, dict) for t, v in by_task.items()):
             raise PosencError(f"scales.{scale} must map task names ({', '.join(TASKS)}) to settings (data settings, or dotted keys such as \"train.iters\")")
         scales[scale] = by_task
@@ -339,6 +341,9 @@ def _parse(raw: dict[str, Any], path: str) -> Suite:
             if src.select is None or src.select.like:
                 raise PosencError(f"row {r.name}: select.like must name a row that searches on validation images")
     measured = _measured(_take(raw, "measured", dict, "suite", {}))
+    for scale in measured:
+        if scale not in SCALES and scale not in scales:
+            raise PosencError(f"measured.{scale}: unknown scale; valid: {', '.join([*SCALES, *(k for k in scales if k not in SCALES)])}")
     _done(raw, "suite")
     return Suite(name=name, title=title, source=source, columns=tuple(columns), rows=tuple(rows), reference=reference,
                  seeds=seeds, scales=scales, notes=notes, path=path, measured=measured, montages=montages)
@@ -348,8 +353,8 @@ def _measured(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for scale, m in raw.items():
         where = f"measured.{scale}"
-        if scale not in SCALES:
-            raise PosencError(f"{where}: unknown scale; valid: {', '.join(SCALES)}")
+        if not SCALE_NAME.fullmatch(scale):
+            raise PosencError(f"{where}: a scale name is lower-case letters, digits and '-'")
         if not isinstance(m, dict):
             raise PosencError(f"{where} must be a table (cpu_hours, wall_hours, machine)")
         m = dict(m)

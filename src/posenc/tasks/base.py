@@ -30,6 +30,9 @@ class Task:
     needs_input_grad: bool = False
     # progress bars on long preparation and evaluation (set by the training loop)
     progress: bool = False
+    # what the field's encodings do with training or evaluation points outside [0, 1]^d (Encoding.outside):
+    # a task whose protocol samples past the domain on purpose says so here instead of warning every fit
+    encoding_outside: ClassVar[str] = "warn"
 
     # -- training ---------------------------------------------------------------------------
     def train_data(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,14 +25,31 @@ from ..viz import colorbar_figure, error_map, heatmap, labelled_strip, map_besid
 PROTOCOLS = ("fit", "gen25")
 
 
-def pixel_axes(height: int, width: int, extent: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+Region = tuple[float, float, float, float]  # (y0, y1, x0, x1) in field coordinates
+
+
+def pixel_axes(height: int, width: int, extent: tuple[int, int] | None = None,
+               region: Region | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Row and column centres of an H x W picture of a field fitted at ``extent`` = (H0, W0) pixels
-    (default: the picture itself): the picture spans [0, H0 / L] x [0, W0 / L], L = max(H0, W0)."""
-    h0, w0 = extent or (height, width)
-    longest = max(h0, w0)
-    ys = (torch.arange(height, dtype=torch.float64) + 0.5) / height * (h0 / longest)
-    xs = (torch.arange(width, dtype=torch.float64) + 0.5) / width * (w0 / longest)
+    (default: the picture itself): the picture spans [0, H0 / L] x [0, W0 / L], L = max(H0, W0).
+    ``region`` = (y0, y1, x0, x1) gives the span directly (a windowed fit, see ``ImageConfig.window``)."""
+    if region is None:
+        h0, w0 = extent or (height, width)
+        longest = max(h0, w0)
+        region = (0.0, h0 / longest, 0.0, w0 / longest)
+    y0, y1, x0, x1 = region
+    ys = y0 + (torch.arange(height, dtype=torch.float64) + 0.5) / height * (y1 - y0)
+    xs = x0 + (torch.arange(width, dtype=torch.float64) + 0.5) / width * (x1 - x0)
     return ys.float(), xs.float()
+
+
+def centre_window(height: int, width: int, side: int) -> tuple[int, int]:
+    """Top-left pixel of the centred ``side`` x ``side`` window of an H x W image, on even rows and
+    columns so that the window's gen25 sub-grid is the whole image's ``[::2, ::2]``."""
+    if isinstance(side, bool) or not isinstance(side, int) or side < 2 or side > min(height, width):
+        raise PosencError(f"window must be a side of 2 to {min(height, width)} pixels (the prepared image is "
+                          f"{width}x{height}), got {side!r}")
+    return (height - side) // 4 * 2, (width - side) // 4 * 2
 
 
 def pixel_coordinates(height: int, width: int) -> torch.Tensor:
@@ -69,15 +86,24 @@ class ImageTask(Task):
             raise PosencError(f"res must be 'native' or a longest side of at least 2 pixels, got {cfg.res!r}")
         self.cfg = cfg
         self.name = Path(cfg.path).stem if cfg.path else "astronaut"
-        self.image = load_image(cfg.path, cfg.res, cfg.crop) if cfg.path else builtin_image(cfg.res, cfg.crop)
+        image = load_image(cfg.path, cfg.res, cfg.crop) if cfg.path else builtin_image(cfg.res, cfg.crop)
+        full_h, full_w = image.shape[:2]
+        longest = max(full_h, full_w)
+        self.region: Region = (0.0, full_h / longest, 0.0, full_w / longest)
+        if cfg.window:  # the centre of the image, in place: pixel density and frequencies per pixel kept
+            top, left = centre_window(full_h, full_w, cfg.window)
+            image = image[top : top + cfg.window, left : left + cfg.window]
+            self.region = (top / longest, (top + cfg.window) / longest, left / longest, (left + cfg.window) / longest)
+        self.image = np.ascontiguousarray(image)
         self.height, self.width = self.image.shape[:2]
         shape = (self.height, self.width)
         self.train_mask = gen25_mask(*shape) if cfg.protocol == "gen25" else np.ones(shape, dtype=bool)
-        self.coords = pixel_coordinates(*shape)
+        ys, xs = pixel_axes(*shape, region=self.region)
+        self.coords = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).reshape(-1, 2)
         self.batch_size = int(cfg.batch)
 
     def info(self) -> dict[str, Any]:
-        return {"height": self.height, "width": self.width}
+        return {"height": self.height, "width": self.width, "region": list(self.region)}
 
     def train_data(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Training coordinates ``(N, 2)`` and RGB targets ``(N, 3)``."""
@@ -96,7 +122,7 @@ class ImageTask(Task):
 
     def predict(self, field: torch.nn.Module) -> np.ndarray:
         """Render the field on the task's pixel grid (chunked): -> (H, W, 3) float in [0, 1]."""
-        return render_image(field, self.height, self.width)
+        return render_image(field, self.height, self.width, region=self.region)
 
     def evaluate(self, pred: np.ndarray) -> dict[str, Any]:
         """``psnr`` (all pixels), ``psnr_heldout`` (gen25: pixels not trained on), ``psnr_train``, ``ssim``."""
@@ -154,15 +180,16 @@ class ImageTask(Task):
 
 
 def render_image(field: torch.nn.Module, height: int, width: int, chunk: int = 65536,  # points per band of rows
-                 extent: tuple[int, int] | None = None, out: np.ndarray | None = None) -> np.ndarray:
+                 extent: tuple[int, int] | None = None, out: np.ndarray | None = None,
+                 region: Region | None = None) -> np.ndarray:
     """Evaluate an image field on an H x W grid of pixel centres, a band of rows at a time: -> (H, W, 3)
     float32 in [0, 1] (or written into ``out``, e.g. a uint8 canvas, so only one band is float at a time).
 
     ``extent`` = (H0, W0) is the size the field was fitted at; the picture covers the same region
-    (default: its own size, the longest side spanning [0, 1])."""
+    (default: its own size, the longest side spanning [0, 1]); ``region`` the span itself (a windowed fit)."""
     if height <= 0 or width <= 0:
         raise PosencError(f"render size must be positive, got {width}x{height}")
-    ys, xs = pixel_axes(height, width, extent)
+    ys, xs = pixel_axes(height, width, extent, region)
     if out is None:
         out = np.empty((height, width, 3), dtype=np.float32)
     step = max(1, chunk // width)

@@ -144,6 +144,23 @@ def read_landmarks(path: str | Path, n_src: int, n_tgt: int) -> np.ndarray:
     return pairs
 
 
+def weld(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merge vertices at the same position (UV or normal seams duplicate them): the welded vertices,
+    faces, and each original vertex's index among the welded ones ``(V,)``."""
+    welded, first, inverse = np.unique(verts, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)  # keep the file's vertex order
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return welded[order], rank[inverse.reshape(-1)][faces], rank[inverse.reshape(-1)]
+
+
+def pieces(verts: np.ndarray, faces: np.ndarray) -> int:
+    import trimesh
+
+    mesh = trimesh.Trimesh(vertices=verts, faces=faces, process=False)
+    return len(trimesh.graph.connected_components(mesh.face_adjacency, nodes=np.arange(len(faces)), min_len=1))
+
+
 def check_source(verts: np.ndarray, faces: np.ndarray, name: str) -> None:
     """A source must be one edge-manifold piece: its tessellation is what is transferred."""
     import trimesh
@@ -285,6 +302,13 @@ class MeshTransferTask(Task):
             src_v, src_f, tgt_v = builtin_pair()
             tgt_f = src_f
             self.name = "sphere-to-rippled"
+        self.welded_from = None
+        if cfg.path and pieces(src_v, src_f) > 1:
+            # seams duplicate vertices (spot.obj: 13 pieces); welded by position it may be one surface
+            w_v, w_f, self.vertex_map = weld(src_v, src_f)
+            if len(w_v) < len(src_v) and pieces(w_v, w_f) == 1:
+                self.welded_from = len(src_v)
+                src_v, src_f = w_v, w_f
         check_source(src_v, src_f, cfg.path or "(built-in sphere)")
         ratio = np.ptp(src_v, axis=0).max() / max(np.ptp(tgt_v, axis=0).max(), 1e-30)
         if not 1 / MAX_SCALE_RATIO <= ratio <= MAX_SCALE_RATIO:
@@ -296,7 +320,11 @@ class MeshTransferTask(Task):
         elif cfg.landmarks == "auto":
             pairs = auto_landmarks(normalise_mesh(src_v), normalise_mesh(tgt_v))
         else:
-            pairs = read_landmarks(cfg.landmarks, len(src_v), len(tgt_v))
+            pairs = read_landmarks(cfg.landmarks, self.welded_from or len(src_v), len(tgt_v))
+            if self.welded_from:  # the file's source vertex indices, onto the welded vertices
+                pairs = np.stack([self.vertex_map[pairs[:, 0]], pairs[:, 1]], axis=1)
+                if len(np.unique(pairs[:, 0])) != len(pairs):
+                    raise PosencError(f"{cfg.landmarks}: two landmarks sit on one welded vertex of {cfg.path}")
         self.correspondence = len(src_v) == len(tgt_v) and np.array_equal(src_f, tgt_f)
         self.src = normalise_mesh(src_v)
         self.faces = src_f
@@ -318,7 +346,10 @@ class MeshTransferTask(Task):
 
     # -- training ------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
-        return {"vertices": int(len(self.src)), "faces": int(len(self.faces)), "landmarks": int(len(self.pairs))}
+        out = {"vertices": int(len(self.src)), "faces": int(len(self.faces)), "landmarks": int(len(self.pairs))}
+        if self.welded_from:
+            out["welded_from_vertices"] = int(self.welded_from)
+        return out
 
     def train_data(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised source vertices ``(V, 3)`` and their initialised positions ``(V, 3)``."""

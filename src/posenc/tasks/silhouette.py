@@ -34,19 +34,10 @@ def builtin_shape(size: int = 256) -> np.ndarray:
 
 def load_mask(path: str | Path) -> np.ndarray:
     """Binary picture -> bool mask of the shape (white on black; inverted if the border is white)."""
-    from PIL import Image, UnidentifiedImageError
+    from ..io import open_image
 
     path = Path(path)
-    if not path.is_file():
-        raise PosencError(f"silhouette image not found: {path}")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            gray = np.asarray(im.convert("L"))
-    except UnidentifiedImageError:
-        raise PosencError(f"not an image file Pillow can read: {path}") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise PosencError(f"cannot read image {path}: {exc}") from None
+    gray = np.asarray(open_image(path, "silhouette image").convert("L"))
     mask = gray > 127
     border = np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]])
     if border.mean() > 0.5:  # black shape on white: flip
