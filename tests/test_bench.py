@@ -215,7 +215,10 @@ def _marking_job(job):
     stop = []
     previous = _signal.signal(_signal.SIGTERM, lambda signum, frame: stop.append(signum))
     try:
-        end = _time.monotonic() + 20
+        # no job ends by itself while its driver lives (only SIGTERM ends it): so two markers are exactly
+        # the two workers' first jobs, whatever the load (with 20 s jobs a loaded machine let one worker
+        # finish its first job and start a second before the other had spawned: three legitimate markers)
+        end = _time.monotonic() + 300
         while not stop and _time.monotonic() < end:
             _time.sleep(0.05)
     finally:

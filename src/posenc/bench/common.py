@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 
 _DRIVER = 0  # in a worker: the pid of the driver that started it
+_WAKEUP = -1  # in a worker: the read end of its signal wakeup pipe
 
 
 def _die_with_parent(driver: int) -> None:
@@ -32,16 +33,38 @@ def _die_with_parent(driver: int) -> None:
             pass
     if os.getppid() != driver:  # checked after the prctl, so no death between the two is missed
         os._exit(1)
+    # Every signal that reaches a Python handler writes its number here, whatever handler a job has
+    # installed: a fit catches SIGTERM to stop at a step boundary, so without this the worker could not
+    # tell afterwards that it was told to stop. PDEATHSIG fires when the driver's *thread* that spawned
+    # the worker exits, which under SIGKILL can come before getppid() changes: so a SIGTERM seen here
+    # ends the worker unconditionally (a driver that is alive terminates its workers the same way).
+    global _WAKEUP
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    os.set_blocking(w, False)
+    signal.set_wakeup_fd(w)
+    _WAKEUP = r
+
+
+def _told_to_stop() -> bool:
+    """True when a SIGTERM reached this worker since it started (read from the wakeup pipe)."""
+    if _WAKEUP < 0:
+        return False
+    try:
+        seen = os.read(_WAKEUP, 4096)
+    except BlockingIOError:
+        return False
+    return signal.SIGTERM in seen
 
 
 def _guarded(fn: Callable[[Any], Any], job: Any) -> Any:
     """Run one job in a worker, unless its driver has died (then, or once the job returns, exit)."""
-    if os.getppid() != _DRIVER:
+    if os.getppid() != _DRIVER or _told_to_stop():
         os._exit(1)
     try:
         return fn(job)
     finally:
-        if os.getppid() != _DRIVER:
+        if os.getppid() != _DRIVER or _told_to_stop():
             os._exit(1)
 
 
