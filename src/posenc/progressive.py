@@ -47,6 +47,7 @@ from typing import Any, Callable, ClassVar, Iterator
 import torch
 from torch import nn
 
+from .encodings.base import to_unit
 from .errors import PosencError, PosencWarning
 from .grid import box_smooth, fill_unvisited, interpolate, multilinear_weights
 from .validation import coerce, signature_hints
@@ -190,8 +191,6 @@ class Progression(nn.Module):
     def _unit(self, flat: torch.Tensor) -> torch.Tensor:
         """Points in the wrapped encoding's domain mapped onto the mask grid's [0, 1]^d."""
         domain, outside = getattr(self.encoding, "domain", (0.0, 1.0)), getattr(self.encoding, "outside", "ignore")
-        from .encodings.base import to_unit
-
         return to_unit(flat, domain, outside)
 
     @contextlib.contextmanager

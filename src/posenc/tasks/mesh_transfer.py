@@ -171,9 +171,9 @@ def check_source(verts: np.ndarray, faces: np.ndarray, name: str) -> None:
     if (counts > 2).any():
         raise PosencError(f"the source {name} is not manifold: {int((counts > 2).sum())} edge(s) have more than two "
                           "triangles; repair it (e.g. MeshLab) before transferring its tessellation")
-    parts = trimesh.graph.connected_components(mesh.face_adjacency, nodes=np.arange(len(faces)), min_len=1)
-    if len(parts) > 1:
-        raise PosencError(f"the source {name} has {len(parts)} separate pieces; mesh transfer moves one connected "
+    parts = pieces(verts, faces)
+    if parts > 1:
+        raise PosencError(f"the source {name} has {parts} separate pieces; mesh transfer moves one connected "
                           "surface (split it, or weld its vertices)")
 
 
